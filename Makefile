@@ -1,0 +1,59 @@
+# Two commands on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test deps assets browser migrate seed worker clean bench
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.deps: requirements.txt requirements-dev.txt | $(BIN)/activate
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+deps: $(VENV)/.deps
+
+node_modules/.deps: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	touch $@
+
+static/vendor/.assets: node_modules/.deps
+	rm -rf static/vendor && mkdir -p static/vendor
+	cp -r node_modules/govuk-frontend/dist/govuk static/vendor/govuk
+	cp node_modules/socket.io-client/dist/socket.io.min.js node_modules/socket.io-client/dist/socket.io.min.js.map static/vendor/
+	cp node_modules/axe-core/axe.min.js static/vendor/
+	touch $@
+
+assets: static/vendor/.assets
+
+# Browser tests drive Debian's Chromium; install it when missing (needs root, as on CI).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the browser tests" >&2; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2; }
+
+migrate: deps
+	mkdir -p instance
+	CRM_NO_MONKEY_PATCH=1 $(FLASK) db upgrade
+
+seed: migrate
+	CRM_NO_MONKEY_PATCH=1 $(FLASK) crm seed-demo --if-empty
+
+run: deps assets seed
+	$(BIN)/python wsgi.py
+
+worker: deps
+	$(BIN)/python -m crm.worker
+
+test: deps assets browser
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: deps
+	$(BIN)/python bench/customers.py
+
+clean:
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache

@@ -1,0 +1,72 @@
+"""Configuration from the environment; a .env file is read when present."""
+import os
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+load_dotenv(BASE_DIR / ".env")
+
+
+def _bool(name, default=False):
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-change-me"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
+        f"sqlite:///{BASE_DIR / 'instance' / 'crm.sqlite3'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS = {"pool_pre_ping": True}
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+
+    # Mail: outbound relay and the domain our Message-IDs and reply addresses use.
+    SMTP_HOST = os.environ.get("SMTP_HOST") or "127.0.0.1"
+    SMTP_PORT = int(os.environ.get("SMTP_PORT") or 25)
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
+    SMTP_STARTTLS = _bool("SMTP_STARTTLS")
+    CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM") or "contact@council.example"
+    CRM_MAIL_DOMAIN = os.environ.get("CRM_MAIL_DOMAIN") or "council.example"
+
+    # Realtime: keep the async mode a setting so a move to gevent is one line.
+    SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE") or "eventlet"
+
+    # Sessions: HttpOnly and SameSite always; Secure when served over HTTPS.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
+    PERMANENT_SESSION_LIFETIME = 60 * 60 * 10  # one shift
+
+    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH") or 25 * 1024 * 1024)
+    WTF_CSRF_TIME_LIMIT = None  # an agent's console stays open all day
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
+        os.environ.get("REDIS_URL") or "memory://"
+    )
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_ATTEMPTS_BEFORE_LOCK = 5
+    LOGIN_LOCK_MINUTES = 15
+
+    # OpenAPI document (flask-smorest) served at /api/v1/openapi.json.
+    API_TITLE = "Council Contact Centre CRM"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+
+    DEMO_PASSWORD = os.environ.get("CRM_DEMO_PASSWORD") or "demo-password-123"
+
+
+class TestConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret"
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    RATELIMIT_STORAGE_URI = "memory://"
+    WTF_CSRF_ENABLED = True
+    JOBS_IMMEDIATE = True

@@ -1,0 +1,87 @@
+"""The council contact-centre CRM: create_app builds the Flask application."""
+import logging
+import os
+
+from flask import Flask
+
+from config import Config
+
+
+def create_app(config=None):
+    """Create and configure an app; `config` is a class or mapping overriding Config."""
+    app = Flask(__name__, template_folder="../templates", static_folder="../static",
+                instance_path=os.path.join(os.path.dirname(os.path.dirname(__file__)), "instance"))
+    app.config.from_object(Config)
+    if isinstance(config, dict):
+        app.config.update(config)
+    elif config is not None:
+        app.config.from_object(config)
+    os.makedirs(app.instance_path, exist_ok=True)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("crm").setLevel(app.config.get("LOG_LEVEL", "INFO"))
+
+    from . import models  # noqa: F401  (every table known before migrate/create_all)
+    from .extensions import api, csrf, db, limiter, login_manager, migrate, socketio
+    from . import signals
+
+    db.init_app(app)
+    migrate.init_app(app, db, render_as_batch=True)  # batch mode: SQLite cannot ALTER much
+    signals.install(db.session)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.session_protection = "strong"
+    csrf.init_app(app)
+    limiter.init_app(app)
+
+    from . import auth
+    from .auth import access  # noqa: F401  (user loaders)
+    from . import http_errors
+
+    http_errors.init_app(app)
+    app.register_blueprint(auth.bp)
+
+    # The JSON API: smorest blueprints, each area its own module under crm/api.
+    api.init_app(app)
+    from .api import register as register_api
+
+    register_api(app, api)
+
+    from . import console, admin
+
+    app.register_blueprint(console.bp)
+    app.register_blueprint(admin.bp)
+    from . import areas
+
+    areas.register(app)
+
+    # Socket.IO last: event modules are imported (by the areas above) before init_app,
+    # so every new app, every test's included, has its handlers.
+    socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE") or app.config.get("REDIS_URL"),
+        cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS") or [],
+    )
+
+    from . import cli, jobs, navigation
+
+    navigation.init_app(app)
+    jobs.init_app(app)
+
+    cli.init_app(app)
+
+    @app.after_request
+    def security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if not response.headers.get("X-Frame-Options") and not getattr(response, "embeddable", False):
+            response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        return response
+
+    @app.teardown_request
+    def rollback_unfinished(exc):
+        if exc is not None:
+            db.session.rollback()
+
+    return app
+

@@ -1,0 +1,151 @@
+"""Shared marshmallow schemas of the API (inputs validated, outputs documented)."""
+from datetime import timezone
+
+from marshmallow import Schema, fields, validate, validates_schema, ValidationError, RAISE
+
+from ..models import CHANNELS, DIRECTIONS, OUTCOMES, PRIORITIES
+
+
+class StrictSchema(Schema):
+    """Refuse unknown fields, so a typo is a 422 rather than silently ignored."""
+
+    class Meta:
+        unknown = RAISE
+
+
+Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # noqa: E731
+AwareDateTime = lambda **kw: fields.AwareDateTime(default_timezone=timezone.utc, **kw)  # noqa: E731
+
+
+class ErrorSchema(Schema):
+    error = fields.Dict(metadata={"description": '{"code", "message", "fields"}'})
+
+
+class AddressIn(StrictSchema):
+    line1 = Text(200)
+    line2 = Text(200)
+    town = Text(100)
+    postcode = Text(12)
+    uprn = fields.String(validate=validate.Regexp(r"^\d{1,12}$"))
+
+
+class CustomerIn(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = Text(254, allow_none=True)
+    phone = Text(40, allow_none=True)
+    address = fields.Nested(AddressIn, allow_none=True)
+
+
+class CustomerPatch(StrictSchema):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    add_email = Text(254)
+    add_phone = Text(40)
+    address = fields.Nested(AddressIn)
+
+
+class IdentityOut(Schema):
+    kind = fields.String()
+    value = fields.String()
+    verified = fields.Boolean()
+    undeliverable = fields.Boolean()
+
+
+class AddressOut(Schema):
+    line1 = fields.String()
+    line2 = fields.String()
+    town = fields.String()
+    postcode = fields.String()
+    uprn = fields.String()
+
+
+class CustomerOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+    email = fields.String(attribute="primary_email")
+    phone = fields.String(attribute="primary_phone")
+    identities = fields.List(fields.Nested(IdentityOut))
+    addresses = fields.List(fields.Nested(AddressOut))
+    merged_into_id = fields.Integer(allow_none=True)
+    created_at = fields.DateTime()
+
+
+class CustomerList(Schema):
+    items = fields.List(fields.Nested(CustomerOut))
+
+
+class SearchArgs(Schema):
+    q = fields.String(load_default="", validate=validate.Length(max=200))
+    limit = fields.Integer(load_default=25, validate=validate.Range(min=1, max=100))
+
+
+class MergeIn(StrictSchema):
+    source_id = fields.Integer(required=True, metadata={"description": "customer merged away"})
+    keep_name = fields.String(load_default="target", validate=validate.OneOf(["target", "source"]))
+
+
+class TimelineArgs(Schema):
+    limit = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+    before = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+class TimelineEntryOut(Schema):
+    id = fields.Integer()
+    kind = fields.String(metadata={"enum": ["contact", "case_event"]})
+    channel = fields.String(allow_none=True)
+    direction = fields.String(allow_none=True)
+    occurred_at = fields.String()
+    summary = fields.String()
+    case_reference = fields.String(allow_none=True)
+    conversation_id = fields.Integer(allow_none=True)
+
+
+class TimelineOut(Schema):
+    items = fields.List(fields.Dict())
+    next = fields.String(allow_none=True)
+
+
+class CallerIn(StrictSchema):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    phone = Text(40, allow_none=True)
+    email = Text(254, allow_none=True)
+
+
+class CaseIn(StrictSchema):
+    service = Text(40, required=True)
+    category = Text(60, required=True)
+    title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    description = Text(20000, load_default="")
+    priority = fields.String(load_default="normal", validate=validate.OneOf(PRIORITIES))
+
+
+class ContactIn(StrictSchema):
+    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    direction = fields.String(load_default="inbound", validate=validate.OneOf(DIRECTIONS))
+    customer_id = fields.Integer()
+    caller = fields.Nested(CallerIn)
+    category = Text(60, allow_none=True)
+    notes = Text(20000, load_default="")
+    outcome = fields.String(load_default="resolved_first_time", validate=validate.OneOf(OUTCOMES))
+    started_at = AwareDateTime()
+    ended_at = AwareDateTime()
+    case = fields.Nested(CaseIn)
+
+    @validates_schema
+    def who_called(self, data, **kwargs):
+        if ("customer_id" in data) == ("caller" in data):
+            raise ValidationError("give exactly one of customer_id or caller", "customer_id")
+
+
+class ContactOut(Schema):
+    id = fields.Integer()
+    customer_id = fields.Integer()
+    channel = fields.String()
+    direction = fields.String()
+    category = fields.String(allow_none=True)
+    outcome = fields.String()
+    notes = fields.String(allow_none=True)
+    occurred_at = fields.DateTime()
+    started_at = fields.DateTime(allow_none=True)
+    ended_at = fields.DateTime(allow_none=True)
+    handle_seconds = fields.Integer(allow_none=True)
+    case_reference = fields.String(allow_none=True)

@@ -1,0 +1,1 @@
+"""Cases: lifecycle, routing and SLA."""

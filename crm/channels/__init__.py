@@ -1,0 +1,1 @@
+"""Channel adapters: each turns what arrived into the same few domain calls."""

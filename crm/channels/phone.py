@@ -1,0 +1,54 @@
+"""The phone channel: an agent logs a call, optionally raising a case."""
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Optional
+
+from ..cases.service import open_case
+from ..customers.identity import resolve_customer, live_customer
+from ..customers.timeline import record_contact
+from ..errors import NotFound, ValidationFailed
+from ..extensions import db
+from ..models import Customer, utcnow
+
+
+@dataclass
+class CaseRequest:
+    """What an agent fills in to raise a case from a call."""
+
+    service: str
+    category: str
+    title: str
+    description: str = ""
+    priority: str = "normal"
+
+
+def log_call(agent, *, customer_id: Optional[int] = None, caller: Optional[dict] = None,
+             direction: str = "inbound", category: Optional[str] = None, notes: str = "",
+             outcome: str = "resolved_first_time", started_at: Optional[datetime] = None,
+             ended_at: Optional[datetime] = None, case: Optional[CaseRequest] = None,
+             channel: str = "phone"):
+    """Record a call on the caller's timeline; returns (contact, case or None)."""
+    if customer_id is not None:
+        customer = live_customer(db.session.get(Customer, customer_id))
+        if customer is None:
+            raise NotFound(f"No customer {customer_id}", {"customer_id": ["unknown customer"]})
+    elif caller:
+        customer = resolve_customer(caller.get("name"), caller.get("email"), caller.get("phone"))
+    else:
+        raise ValidationFailed("Say who called", {"customer_id": ["give customer_id or caller"]})
+    if case is not None and outcome in ("pending", "resolved_first_time"):
+        outcome = "case_raised"
+    if outcome == "case_raised" and case is None:
+        raise ValidationFailed("Outcome case_raised needs the case", {"case": ["required for case_raised"]})
+    ended_at = ended_at or (utcnow() if started_at else None)
+    summary = f"Call: {category.replace('_', ' ')}" if category else "Call"
+    contact = record_contact(
+        customer, channel, direction=direction, summary=summary, notes=notes, category=category,
+        outcome=outcome, agent=agent, started_at=started_at, ended_at=ended_at,
+    )
+    raised = None
+    if case is not None:
+        raised = open_case(customer, case.service, case.category, case.title, case.description,
+                           priority=case.priority, actor=agent, contact=contact)
+        db.session.flush()
+    return contact, raised

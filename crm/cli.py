@@ -1,0 +1,94 @@
+"""The `crm` command group: flask --app wsgi crm ..."""
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+
+from .errors import DomainError
+from .extensions import db
+
+crm = AppGroup("crm", help="Contact-centre CRM commands.")
+
+
+def fail(message: str):
+    """Stop the command with a clear error, no traceback."""
+    raise click.ClickException(message)
+
+
+@crm.command("create-user")
+@click.argument("email")
+@click.option("--role", required=True, type=click.Choice(["agent", "supervisor", "service_officer", "admin"]))
+@click.option("--name", required=True)
+@click.option("--password", help="Prompted for when not given.")
+def create_user_command(email, role, name, password):
+    """Create a staff user."""
+    from .auth.accounts import create_user
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    try:
+        user = create_user(email, name, role, password)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        fail(f"{error.message}: {json.dumps(error.fields)}" if error.fields else error.message)
+    click.echo(f"created {user.role} {user.email} (id {user.id})")
+
+
+@crm.command("create-token")
+@click.argument("email")
+@click.option("--label", default=None)
+def create_token_command(email, label):
+    """Print a new API token for the user on the last line."""
+    from .auth.accounts import create_token, find_user
+
+    try:
+        user = find_user(email)
+    except DomainError as error:
+        fail(error.message)
+    if not user.active:
+        fail(f"User {email} is deactivated")
+    token = create_token(user, label)
+    db.session.commit()
+    click.echo(f"token for {user.email} ({user.role}); it is shown once:", err=True)
+    click.echo(token)
+
+
+@crm.command("revoke-tokens")
+@click.argument("email")
+def revoke_tokens_command(email):
+    """Revoke every API token of a user."""
+    from .auth.accounts import find_user, revoke_token
+
+    try:
+        user = find_user(email)
+    except DomainError as error:
+        fail(error.message)
+    live = [t for t in user.tokens if t.revoked_at is None]
+    for token in live:
+        revoke_token(token)
+    db.session.commit()
+    click.echo(json.dumps({"revoked": len(live)}))
+
+
+@crm.command("seed-demo")
+@click.option("--if-empty", is_flag=True, help="Do nothing when the database already has data.")
+@click.option("--customers", default=300, show_default=True, type=click.IntRange(0, 100000))
+def seed_demo_command(if_empty, customers):
+    """Load demo services, queues, routing rules, forms, staff, customers and history."""
+    from . import demo
+
+    if not demo.is_empty():
+        if if_empty:
+            click.echo("database already has data; demo not loaded", err=True)
+            return
+        fail("The database already has data; seed-demo loads into an empty database only")
+    demo.seed_demo(current_app.config["DEMO_PASSWORD"], customers=customers)
+    click.echo(json.dumps({"customers": customers, "staff": [s[0] for s in demo.STAFF]}))
+
+
+def init_app(app):
+    """Attach the command group to the app."""
+    app.cli.add_command(crm)

@@ -1,0 +1,6 @@
+"""The agent console: find the caller, read the timeline, log the call."""
+from flask import Blueprint
+
+bp = Blueprint("console", __name__)
+
+from . import views  # noqa: E402,F401

@@ -1,0 +1,197 @@
+"""Console pages: search, customer page with timeline, new caller, log a call, merge."""
+from datetime import datetime, timezone
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..audit import audit
+from ..auth.access import roles_required
+from ..channels.phone import CaseRequest, log_call
+from ..customers.identity import create_customer, live_customer
+from ..customers.merge import merge_customers
+from ..customers.search import search_customers
+from ..customers.timeline import describe_event, timeline_page
+from ..errors import DomainError
+from ..extensions import db
+from ..models import Case, Category, Customer, Service, utcnow
+from . import bp
+from .forms import OUTCOME_LABELS, CallForm, CustomerForm, MergeForm
+
+SENSITIVE_ROLES = ("supervisor", "service_officer")
+
+
+def category_choices():
+    """Return categories grouped by service for a select (value is the category code)."""
+    services = db.session.scalars(
+        select(Service).where(Service.active.is_(True)).order_by(Service.name)).all()
+    groups = {}
+    for service in services:
+        options = [(c.code, c.name) for c in service.categories if c.active]
+        if options:
+            groups[service.name] = options
+    return groups or {"General": [("general_enquiry", "General enquiry")]}
+
+
+def _parse_instant(raw):
+    """Read an ISO 8601 instant from a hidden field; None if missing or malformed."""
+    try:
+        value = datetime.fromisoformat((raw or "").replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+def _customer_or_404(customer_id):
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        abort(404)
+    return customer
+
+
+@bp.route("/")
+@roles_required()
+def home():
+    """Send staff to the page their role starts from."""
+    return redirect(url_for("console.search"))
+
+
+@bp.route("/console")
+@roles_required()
+def search():
+    """One search box for the caller: name, phone, email, postcode or case reference."""
+    q = request.args.get("q", "").strip()[:200]
+    results = search_customers(q) if q else []
+    return render_template("console/search.html", q=q, results=results)
+
+
+@bp.route("/customers/new", methods=["GET", "POST"])
+@roles_required("agent", "supervisor")
+def new_customer():
+    """Start a new caller's record."""
+    form = CustomerForm()
+    if request.method == "GET":
+        q = request.args.get("q", "")
+        if "@" in q:
+            form.email.data = q
+        elif sum(ch.isdigit() for ch in q) >= 6:
+            form.phone.data = q
+        else:
+            form.name.data = q
+    if form.validate_on_submit():
+        try:
+            address = {"line1": form.line1.data, "line2": form.line2.data, "town": form.town.data,
+                       "postcode": form.postcode.data}
+            customer = create_customer(form.name.data, form.email.data or None, form.phone.data or None,
+                                       address if any(address.values()) else None)
+            audit(current_user, "customer.create", "customer", customer.id)
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            for field, messages in error.fields.items():
+                if field in form:
+                    form[field].errors = list(form[field].errors) + list(messages)
+            flash(error.message, "error")
+            return render_template("console/customer_form.html", form=form), error.status
+        return redirect(url_for("console.customer", customer_id=customer.id))
+    status = 400 if form.errors else 200
+    return render_template("console/customer_form.html", form=form), status
+
+
+@bp.route("/customers/<int:customer_id>")
+@roles_required()
+def customer(customer_id):
+    """The customer page: summary, open cases, log-a-call panel and the timeline."""
+    record = _customer_or_404(customer_id)
+    if record.merged_into_id:
+        flash(f"Customer {record.id} was merged into this record.", "info")
+        return redirect(url_for("console.customer", customer_id=live_customer(record).id))
+    form = CallForm()
+    return _render_customer(record, form)
+
+
+def _render_customer(record, form, status=200):
+    form.category.choices = category_choices()
+    if not form.started_at.data:
+        form.started_at.data = utcnow().isoformat()
+    before = request.args.get("before")
+    try:
+        entries, next_cursor = timeline_page(record.id, 25, before)
+    except DomainError:
+        entries, next_cursor = timeline_page(record.id, 25, None)
+    open_cases = db.session.scalars(
+        select(Case).where(Case.customer_id == record.id, Case.status.notin_(("resolved", "closed")))
+        .order_by(Case.created_at.desc())).all()
+    show_sensitive = current_user.has_role(*SENSITIVE_ROLES)
+    if show_sensitive and record.vulnerability_notes:
+        audit(current_user, "customer.view_sensitive", "customer", record.id)
+        db.session.commit()
+    return render_template(
+        "console/customer.html", customer=record, form=form, entries=entries, next_cursor=next_cursor,
+        open_cases=open_cases, describe_event=describe_event, outcome_labels=OUTCOME_LABELS,
+        show_sensitive=show_sensitive, merge_form=MergeForm(),
+    ), status
+
+
+@bp.route("/customers/<int:customer_id>/calls", methods=["POST"])
+@roles_required()
+def log_call_view(customer_id):
+    """Log a call from the customer page, optionally raising a case."""
+    record = live_customer(_customer_or_404(customer_id))
+    form = CallForm()
+    form.category.choices = category_choices()
+    if not form.validate_on_submit():
+        flash("The call was not logged: check the fields marked below.", "error")
+        return _render_customer(record, form, 400)
+    case_request = None
+    if form.raise_case.data:
+        category = db.session.scalar(select(Category).where(Category.code == form.category.data))
+        if category is None or not (form.case_title.data or "").strip():
+            form.case_title.errors = list(form.case_title.errors) + ["Give the case a title"]
+            return _render_customer(record, form, 400)
+        case_request = CaseRequest(service=category.service.code, category=category.code,
+                                   title=form.case_title.data, description=form.case_description.data or "",
+                                   priority=form.case_priority.data)
+    started = _parse_instant(form.started_at.data)
+    ended = _parse_instant(form.ended_at.data) or utcnow()
+    if started and started > ended:
+        started = ended
+    try:
+        contact, case = log_call(current_user, customer_id=record.id, direction=form.direction.data,
+                                 category=form.category.data, notes=form.notes.data or "",
+                                 outcome=form.outcome.data, started_at=started, ended_at=ended,
+                                 case=case_request)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return _render_customer(record, form, error.status)
+    message = "Call logged."
+    if case:
+        message += f" Case {case.reference} raised with {case.service.name}."
+    flash(message, "success")
+    return redirect(url_for("console.customer", customer_id=record.id))
+
+
+@bp.route("/customers/<int:customer_id>/merge", methods=["POST"])
+@roles_required("agent", "supervisor")
+def merge(customer_id):
+    """Merge another customer's record into this one."""
+    target = _customer_or_404(customer_id)
+    form = MergeForm()
+    if not form.validate_on_submit():
+        flash("Give the number of the customer to merge in.", "error")
+        return redirect(url_for("console.customer", customer_id=target.id))
+    source = db.session.get(Customer, form.source_id.data)
+    if source is None:
+        flash(f"No customer {form.source_id.data}.", "error")
+        return redirect(url_for("console.customer", customer_id=target.id))
+    try:
+        merge_customers(source, target, current_user, keep_name=form.keep_name.data)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("console.customer", customer_id=target.id))
+    flash(f"Customer {source.id} merged into this record; nothing was lost.", "success")
+    return redirect(url_for("console.customer", customer_id=target.id))

@@ -1,0 +1,1 @@
+"""Customers: identity resolution, search, merge and the unified timeline."""

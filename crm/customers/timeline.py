@@ -1,0 +1,175 @@
+"""The unified timeline: the one write path every channel calls, and the paged read."""
+import base64
+import binascii
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Optional
+
+from sqlalchemy import select, or_, and_
+
+from ..errors import ValidationFailed
+from ..extensions import db
+from ..models import CHANNELS, DIRECTIONS, OUTCOMES, CaseEvent, Contact, Customer, utcnow
+from ..signals import contact_recorded, send_after_commit
+
+# Entries of equal time are ordered by kind, then id, so a cursor is exact.
+KIND_RANK = {"contact": 1, "case_event": 0}
+
+
+def record_contact(
+    customer: Customer,
+    channel: str,
+    *,
+    direction: str = "inbound",
+    summary: str = "",
+    notes: Optional[str] = None,
+    category: Optional[str] = None,
+    outcome: str = "pending",
+    agent=None,
+    started_at: Optional[datetime] = None,
+    ended_at: Optional[datetime] = None,
+    occurred_at: Optional[datetime] = None,
+    conversation=None,
+    case=None,
+) -> Contact:
+    """Record one touch with a customer on any channel; the timeline shows it at once."""
+    if channel not in CHANNELS:
+        raise ValidationFailed("Unknown channel", {"channel": [f"must be one of {', '.join(CHANNELS)}"]})
+    if direction not in DIRECTIONS:
+        raise ValidationFailed("Unknown direction", {"direction": ["must be inbound or outbound"]})
+    if outcome not in OUTCOMES:
+        raise ValidationFailed("Unknown outcome", {"outcome": [f"must be one of {', '.join(OUTCOMES)}"]})
+    if started_at and ended_at and ended_at < started_at:
+        raise ValidationFailed("The call cannot end before it starts", {"ended_at": ["before started_at"]})
+    contact = Contact(
+        customer_id=customer.id,
+        channel=channel,
+        direction=direction,
+        summary=(summary or category or channel)[:300],
+        notes=notes,
+        category=category,
+        outcome=outcome,
+        agent_id=getattr(agent, "id", None),
+        started_at=started_at,
+        ended_at=ended_at,
+        occurred_at=occurred_at or started_at or utcnow(),
+        conversation_id=getattr(conversation, "id", None),
+        case_id=getattr(case, "id", None),
+    )
+    db.session.add(contact)
+    db.session.flush()
+    send_after_commit(contact_recorded, contact_id=contact.id, customer_id=customer.id, channel=channel)
+    return contact
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """A position in a timeline: the last entry of the page before."""
+
+    occurred_at: datetime
+    kind: str
+    id: int
+
+    def encode(self) -> str:
+        raw = f"{self.occurred_at.isoformat()}|{self.kind}|{self.id}"
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, token: str) -> "Cursor":
+        try:
+            padded = token + "=" * (-len(token) % 4)
+            at, kind, ident = base64.urlsafe_b64decode(padded.encode()).decode().split("|")
+            when = datetime.fromisoformat(at)
+            if when.tzinfo is None or kind not in KIND_RANK:
+                raise ValueError
+            return cls(when.astimezone(timezone.utc), kind, int(ident))
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            raise ValidationFailed("Invalid cursor", {"before": ["not a cursor from this API"]}) from None
+
+
+def _after_cursor(model, kind: str, cursor: Optional[Cursor]):
+    """Condition: rows of this kind that sort after the cursor (newest first)."""
+    if cursor is None:
+        return True
+    same_time = model.occurred_at == cursor.occurred_at
+    if KIND_RANK[kind] < KIND_RANK[cursor.kind]:
+        tie = same_time
+    elif KIND_RANK[kind] > KIND_RANK[cursor.kind]:
+        tie = False
+    else:
+        tie = and_(same_time, model.id < cursor.id)
+    return or_(model.occurred_at < cursor.occurred_at, tie)
+
+
+def timeline_page(customer_id: int, limit: int = 20, before: Optional[str] = None):
+    """Return (entries, next_cursor) newest first; entries are Contacts and CaseEvents."""
+    limit = max(1, min(int(limit), 100))
+    cursor = Cursor.decode(before) if before else None
+    contacts = db.session.scalars(
+        select(Contact)
+        .where(Contact.customer_id == customer_id, _after_cursor(Contact, "contact", cursor))
+        .order_by(Contact.occurred_at.desc(), Contact.id.desc())
+        .limit(limit + 1)
+    ).all()
+    events = db.session.scalars(
+        select(CaseEvent)
+        .where(CaseEvent.customer_id == customer_id, _after_cursor(CaseEvent, "case_event", cursor))
+        .order_by(CaseEvent.occurred_at.desc(), CaseEvent.id.desc())
+        .limit(limit + 1)
+    ).all()
+    merged = [("contact", c) for c in contacts] + [("case_event", e) for e in events]
+    merged.sort(key=lambda pair: (pair[1].occurred_at, KIND_RANK[pair[0]], pair[1].id), reverse=True)
+    page = merged[:limit]
+    next_cursor = None
+    if len(merged) > limit:
+        kind, row = page[-1]
+        next_cursor = Cursor(row.occurred_at, kind, row.id).encode()
+    return page, next_cursor
+
+
+def describe_event(event: CaseEvent) -> str:
+    """Return a one-line summary of a case event for the timeline."""
+    ref = event.case.reference if event.case else ""
+    labels = {
+        "created": f"Case {ref} raised: {event.case.title if event.case else ''}",
+        "routed": f"Case {ref} routed to {event.to_value}",
+        "rerouted": f"Case {ref} re-routed from {event.from_value} to {event.to_value}",
+        "assigned": f"Case {ref} assigned to {event.to_value}",
+        "status_changed": f"Case {ref} {event.from_value} → {event.to_value}",
+        "note": f"Internal note on {ref}",
+        "public_update": f"Update on {ref}",
+    }
+    return labels.get(event.kind, f"Case {ref}: {event.kind.replace('_', ' ')}")
+
+
+def serialise_entry(kind: str, row) -> dict:
+    """Return the API form of a timeline entry."""
+    if kind == "contact":
+        return {
+            "id": row.id,
+            "kind": "contact",
+            "channel": row.channel,
+            "direction": row.direction,
+            "occurred_at": row.occurred_at.isoformat(),
+            "summary": row.summary,
+            "category": row.category,
+            "outcome": row.outcome,
+            "notes": row.notes,
+            "handle_seconds": row.handle_seconds,
+            "agent": row.agent.name if row.agent else None,
+            "case_reference": row.case.reference if row.case else None,
+            "conversation_id": row.conversation_id,
+        }
+    return {
+        "id": row.id,
+        "kind": "case_event",
+        "channel": row.case.source_channel if row.case else None,
+        "direction": None,
+        "occurred_at": row.occurred_at.isoformat(),
+        "summary": describe_event(row),
+        "event": row.kind,
+        "body": row.body,
+        "public": row.public,
+        "case_reference": row.case.reference if row.case else None,
+        "conversation_id": None,
+    }

@@ -1,0 +1,11 @@
+"""The data model; every model is importable from here (Alembic reads this)."""
+from .types import UTCDateTime, utcnow
+from .users import User, ApiToken, AgentPresence, ROLES, PRESENCE_STATES
+from .customers import Customer, CustomerIdentity, CustomerNameTerm, Address, IDENTITY_KINDS
+from .services import (
+    Service, Category, Queue, RoutingRule, KnowledgeArticle, FormDefinition, QUEUE_CHANNELS,
+)
+from .contacts import Contact, CHANNELS, DIRECTIONS, OUTCOMES
+from .conversations import Conversation, Message, Attachment, AUTHOR_KINDS
+from .cases import Case, CaseEvent, CASE_STATUSES, PRIORITIES
+from .audit import AuditLog

@@ -1,0 +1,35 @@
+"""WSGI entry point: eventlet is patched before anything else is imported."""
+import os
+import warnings
+
+# eventlet warns on import that it is in maintenance mode; DESIGN.md records why we keep it.
+warnings.filterwarnings("ignore", message=".*Eventlet is deprecated")
+
+if os.environ.get("CRM_NO_MONKEY_PATCH") != "1":  # flask CLI commands that must not be green
+    import eventlet
+
+    eventlet.monkey_patch()
+
+from crm import create_app  # noqa: E402
+from crm.extensions import socketio  # noqa: E402
+
+app = create_app()
+
+
+def serve():
+    """Serve with eventlet on HOST:PORT, printing the URL and the demo logins."""
+    import socket
+
+    host = os.environ.get("HOST", "127.0.0.1")
+    port = int(os.environ.get("PORT", "5000"))
+    listener = eventlet.listen((host, port), backlog=1024)
+    # eventlet leaves Nagle on: a status frame then an ack would wait ~40 ms for a delayed ACK.
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    print(f"Council CRM serving on http://{host}:{port}/", flush=True)
+    print(f"Demo logins (password {app.config['DEMO_PASSWORD']}): admin@council.example, "
+          "agent@council.example, supervisor@council.example, highways.officer@council.example", flush=True)
+    eventlet.wsgi.server(listener, app, log_output=False, max_size=int(os.environ.get("CRM_MAX_CONNECTIONS", "10000")))
+
+
+if __name__ == "__main__":
+    serve()
