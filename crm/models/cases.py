@@ -36,9 +36,9 @@ class Case(db.Model):
     priority: Mapped[str] = mapped_column(String(10), default="normal")
     source_channel: Mapped[Optional[str]] = mapped_column(String(20))
     assignee_id: Mapped[Optional[int]] = mapped_column(ForeignKey("users.id"), index=True)
-    raised_by_contact_id: Mapped[Optional[int]] = mapped_column(
-        ForeignKey("contacts.id", use_alter=True)
-    )
+    # Not a foreign key: contacts.case_id already points here, and a cycle of FKs between the
+    # two tables would need ALTERs that SQLite batch migrations cannot replay.
+    raised_by_contact_id: Mapped[Optional[int]] = mapped_column(Integer)
     location_address: Mapped[Optional[str]] = mapped_column(String(300))
     latitude: Mapped[Optional[float]] = mapped_column(Float)
     longitude: Mapped[Optional[float]] = mapped_column(Float)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:13:29.949756
+Create Date: 2026-11-26 08:14:15.862640
 
 """
 from alembic import op
@@ -220,7 +220,6 @@ def upgrade():
     sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_cases_customer_id_customers')),
     sa.ForeignKeyConstraint(['merged_into_id'], ['cases.id'], name=op.f('fk_cases_merged_into_id_cases')),
     sa.ForeignKeyConstraint(['queue_id'], ['queues.id'], name=op.f('fk_cases_queue_id_queues')),
-    sa.ForeignKeyConstraint(['raised_by_contact_id'], ['contacts.id'], name=op.f('fk_cases_raised_by_contact_id_contacts'), use_alter=True),
     sa.ForeignKeyConstraint(['service_id'], ['services.id'], name=op.f('fk_cases_service_id_services')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_cases')),
     sa.UniqueConstraint('reference', name=op.f('uq_cases_reference')),
