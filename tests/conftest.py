@@ -70,7 +70,13 @@ def make_test_app(database_url, **overrides):
     app = create_app(config)
     with app.app_context():
         if database_url not in _schema_ready:
-            _db.drop_all()
+            if _db.engine.dialect.name == "postgresql":
+                # Start from nothing: an earlier run may have left another schema behind.
+                with _db.engine.begin() as conn:
+                    conn.execute(text("DROP SCHEMA public CASCADE"))
+                    conn.execute(text("CREATE SCHEMA public"))
+            else:
+                _db.drop_all()
             _db.create_all()
             _schema_ready.add(database_url)
     return app
