@@ -4,6 +4,8 @@ import re
 import tempfile
 
 import pytest
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
 from config import TestConfig
@@ -63,11 +65,25 @@ def redis_url():
     return REDIS_URL
 
 
+class PerRequestUserClient(FlaskClient):
+    """A test client that forgets the cached signed-in user between requests.
+
+    Tests keep one app context open, so flask.g outlives a request; in production each
+    request has its own, and Flask-Login loads the user afresh every time.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            g.pop("_login_user", None)
+        return super().open(*args, **kwargs)
+
+
 def make_test_app(database_url, **overrides):
     """Build an app on the given database with the schema in place."""
     config = {k: getattr(TestConfig, k) for k in dir(TestConfig) if k.isupper()}
     config.update(SQLALCHEMY_DATABASE_URI=database_url, **overrides)
     app = create_app(config)
+    app.test_client_class = PerRequestUserClient
     with app.app_context():
         if database_url not in _schema_ready:
             if _db.engine.dialect.name == "postgresql":
