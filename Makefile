@@ -26,6 +26,7 @@ static/vendor/.assets: node_modules/.deps
 	cp -r node_modules/govuk-frontend/dist/govuk static/vendor/govuk
 	cp node_modules/socket.io-client/dist/socket.io.min.js node_modules/socket.io-client/dist/socket.io.min.js.map static/vendor/
 	cp node_modules/axe-core/axe.min.js static/vendor/
+	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
 	touch $@
 
 assets: static/vendor/.assets
