@@ -21,12 +21,16 @@ node_modules/.deps: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-static/vendor/.assets: node_modules/.deps
+static/vendor/.assets: node_modules/.deps static/scss/portal.scss
 	rm -rf static/vendor && mkdir -p static/vendor
 	cp -r node_modules/govuk-frontend/dist/govuk static/vendor/govuk
 	cp node_modules/socket.io-client/dist/socket.io.min.js node_modules/socket.io-client/dist/socket.io.min.js.map static/vendor/
 	cp node_modules/axe-core/axe.min.js static/vendor/
 	cp node_modules/chart.js/dist/chart.umd.min.js static/vendor/chart.umd.min.js
+	# Resident pages: GOV.UK Frontend compiled with the council's font stack and colours.
+	node_modules/.bin/sass --load-path=node_modules --style=compressed --no-source-map --quiet-deps \
+	  --silence-deprecation=import --silence-deprecation=global-builtin --silence-deprecation=color-functions \
+	  static/scss/portal.scss static/vendor/portal.css
 	touch $@
 
 assets: static/vendor/.assets
