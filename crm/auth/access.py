@@ -12,7 +12,9 @@ STAFF = ("agent", "supervisor", "service_officer", "admin")
 
 @login_manager.user_loader
 def load_user(user_id):
-    """Return the signed-in user from the session."""
+    """Return the signed-in user from the session, unless the request brings a bearer token."""
+    if bearer_request():
+        return None  # a request that presents a token is judged by the token alone
     try:
         user = db.session.get(User, int(user_id))
     except (TypeError, ValueError):

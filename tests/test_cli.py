@@ -1,0 +1,59 @@
+"""The crm command group: users, tokens and demo data, with clear errors."""
+import json
+
+from sqlalchemy import func, select
+
+from crm.extensions import db
+from crm.models import ApiToken, Contact, Customer, Service, User
+
+
+def test_create_user_and_token_then_use_it(runner, client):
+    result = runner.invoke(args=["crm", "create-user", "Ops@Council.example", "--role", "supervisor",
+                                 "--name", "Ops Person", "--password", "long-enough-pass"])
+    assert result.exit_code == 0, result.output
+    user = db.session.scalar(select(User).where(User.email == "ops@council.example"))
+    assert user.role == "supervisor"
+    result = runner.invoke(args=["crm", "create-token", "ops@council.example"])
+    assert result.exit_code == 0
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("crm_")
+    assert db.session.scalar(select(ApiToken.token_hash)) != token  # stored hashed
+    assert client.get("/api/v1/customers?q=a", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_cli_errors_are_clear_not_tracebacks(runner):
+    bad_role = runner.invoke(args=["crm", "create-user", "a@b.example", "--role", "king", "--name", "A",
+                                   "--password", "long-enough-pass"])
+    assert bad_role.exit_code == 2 and "Traceback" not in bad_role.output
+    short = runner.invoke(args=["crm", "create-user", "a@b.example", "--role", "agent", "--name", "A",
+                                "--password", "short"])
+    assert short.exit_code == 1 and "Password too short" in short.output
+    missing = runner.invoke(args=["crm", "create-token", "nobody@b.example"])
+    assert missing.exit_code == 1 and "No user" in missing.output
+    runner.invoke(args=["crm", "create-user", "a@b.example", "--role", "agent", "--name", "A",
+                        "--password", "long-enough-pass"])
+    twice = runner.invoke(args=["crm", "create-user", "A@b.example", "--role", "agent", "--name", "A",
+                                "--password", "long-enough-pass"])
+    assert twice.exit_code == 1 and "already exists" in twice.output
+
+
+def test_revoke_tokens(runner, client):
+    runner.invoke(args=["crm", "create-user", "t@b.example", "--role", "agent", "--name", "T",
+                        "--password", "long-enough-pass"])
+    token = runner.invoke(args=["crm", "create-token", "t@b.example"]).stdout.strip().splitlines()[-1]
+    result = runner.invoke(args=["crm", "revoke-tokens", "t@b.example"])
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == {"revoked": 1}
+    assert client.get("/api/v1/customers", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
+def test_seed_demo_loads_cumbrian_services_and_history_once(runner):
+    result = runner.invoke(args=["crm", "seed-demo", "--customers", "30"])
+    assert result.exit_code == 0, result.output
+    codes = set(db.session.scalars(select(Service.code)))
+    assert {"highways", "waste", "adult_social_care", "libraries", "archives", "council_tax"} <= codes
+    assert db.session.scalar(select(func.count(Customer.id))) == 30
+    assert db.session.scalar(select(func.count(Contact.id))) >= 30
+    again = runner.invoke(args=["crm", "seed-demo"])
+    assert again.exit_code == 1 and "already has data" in again.output
+    quiet = runner.invoke(args=["crm", "seed-demo", "--if-empty"])
+    assert quiet.exit_code == 0
