@@ -469,6 +469,28 @@ def _read_manifest(engine) -> Optional[dict]:
     return json.loads(rows["build"]) if "build" in rows else None
 
 
+BENCH_TABLES = ("customers", "customer_name_terms", "customer_identities", "addresses", "contacts",
+                "cases", "case_events", "services", "categories", "queues", "users")
+
+
+def schema_drift(engine) -> list:
+    """Return how the generated tables differ from the models (e.g. an index added since the build)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from crm.extensions import db
+
+    def ours(obj, name, type_, reflected, compare_to):
+        table = obj if type_ == "table" else getattr(obj, "table", None)
+        return table is not None and table.name in BENCH_TABLES
+
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_object": ours})
+        diffs = compare_metadata(context, db.metadata)
+    # SQLite reports some types loosely; columns, indexes and constraints are what matter here.
+    return [d for d in diffs if not (isinstance(d, list) or (isinstance(d, tuple) and d[0] == "modify_type"))]
+
+
 def _write_manifest(engine, info: BuildInfo) -> None:
     with engine.begin() as conn:
         conn.execute(text(f"CREATE TABLE {MANIFEST_TABLE} (key VARCHAR(40) PRIMARY KEY, value TEXT NOT NULL)"))
@@ -598,15 +620,20 @@ def build(url: str, customers: int, contacts: int, seed: int = 2026, progress: b
                        heavy_customers=heavy_customers, heavy_contacts=heavy_contacts, case_rate=case_rate)
     _ensure_schema(url, schema)
     target = with_search_path(url, schema)
+    import crm.models  # noqa: F401  (the metadata schema_drift compares with)
+
     probe = create_engine(target)
     try:
         existing = _read_manifest(probe)
         has_tables = bool(inspect(probe).get_table_names())
+        drift = schema_drift(probe) if existing is not None else []
     finally:
         probe.dispose()
     if existing is not None:
         found = BuildInfo(url=url, **{k: v for k, v in existing.items() if k in BuildInfo.__dataclass_fields__})
-        if found.matches(wanted):
+        if drift:
+            log(f"rebuilding: the schema has changed since the last build ({len(drift)} differences)", progress)
+        elif found.matches(wanted):
             found.reused = True
             log(f"reusing {customers:,} customers / {contacts:,} contacts at {make_url(url).render_as_string()}"
                 f"{' schema ' + schema if schema else ''}", progress)
