@@ -31,6 +31,23 @@ class Config:
     SMTP_STARTTLS = _bool("SMTP_STARTTLS")
     CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM") or "contact@council.example"
     CRM_MAIL_DOMAIN = os.environ.get("CRM_MAIL_DOMAIN") or "council.example"
+    SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT") or 30)
+
+    # Email channel (issue 3). Recipients the SMTP listener accepts: whole domains and single
+    # addresses (comma-separated); services' own addresses are always accepted.
+    EMAIL_ACCEPTED_DOMAINS = [d.strip().lower() for d in (
+        os.environ.get("EMAIL_ACCEPTED_DOMAINS") or CRM_MAIL_DOMAIN).split(",") if d.strip()]
+    EMAIL_ACCEPTED_ADDRESSES = [a.strip().lower() for a in (
+        os.environ.get("EMAIL_ACCEPTED_ADDRESSES") or "").split(",") if a.strip()]
+    EMAIL_MAX_BYTES = int(os.environ.get("EMAIL_MAX_BYTES") or 25 * 1024 * 1024)
+    EMAIL_MAX_ATTACHMENT_BYTES = int(os.environ.get("EMAIL_MAX_ATTACHMENT_BYTES") or 10 * 1024 * 1024)
+    EMAIL_FROM_NAME = os.environ.get("EMAIL_FROM_NAME") or "Council Contact Centre"
+    EMAIL_REPLY_ADDRESSES = _bool("EMAIL_REPLY_ADDRESSES", True)  # Reply-To: reply+TOKEN@CRM_MAIL_DOMAIN
+    EMAIL_ACK_ENABLED = _bool("EMAIL_ACK_ENABLED", True)
+    EMAIL_ACK_PER_SENDER_PER_HOUR = int(os.environ.get("EMAIL_ACK_PER_SENDER_PER_HOUR") or 3)
+    EMAIL_DEFAULT_SERVICE = os.environ.get("EMAIL_DEFAULT_SERVICE") or "general"
+    EMAIL_SEND_ATTEMPTS = int(os.environ.get("EMAIL_SEND_ATTEMPTS") or 5)
+    CRM_INBOUND_EMAIL_TOKEN = os.environ.get("CRM_INBOUND_EMAIL_TOKEN") or None
 
     # Realtime: keep the async mode a setting so a move to gevent is one line.
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE") or "eventlet"

@@ -26,6 +26,8 @@ def install(session_factory):
 
     @event.listens_for(session_factory, "after_commit")
     def _fire(session):
+        if session.in_nested_transaction():
+            return  # a SAVEPOINT released: the real commit is still to come
         pending = session.info.pop("pending_signals", [])
         for signal, payload in pending:
             signal.send(None, **payload)

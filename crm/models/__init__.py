@@ -9,3 +9,4 @@ from .contacts import Contact, CHANNELS, DIRECTIONS, OUTCOMES
 from .conversations import Conversation, Message, Attachment, AUTHOR_KINDS
 from .cases import Case, CaseEvent, CASE_STATUSES, PRIORITIES
 from .audit import AuditLog
+from .email import InboundEmail, OutboundEmail, INBOUND_STATUSES, OUTBOUND_STATUSES

@@ -1,0 +1,1275 @@
+"""The email channel: parse what arrived, thread it, recognise auto-replies, build what goes out.
+
+One pipeline for every way in (SMTP listener, HTTP endpoint, file import): `receive(raw)` stores
+the raw bytes and commits before doing anything else, so nothing is ever lost; processing then
+happens in a savepoint, and whatever cannot be understood is quarantined with its reason.
+"""
+import hashlib
+import html as html_lib
+import logging
+import re
+import secrets
+import smtplib
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime
+from email import policy
+from email.header import decode_header, make_header
+from email.headerregistry import Address
+from email.message import EmailMessage, Message as MimeMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, getaddresses, parsedate_to_datetime
+from html.parser import HTMLParser
+from typing import Iterable, Optional
+
+import nh3
+from blinker import Namespace
+from flask import current_app
+from huey.exceptions import RetryTask
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from ..audit import audit
+from ..cases.service import open_case
+from ..customers.identity import live_customer, normalise_email, resolve_customer
+from ..customers.timeline import record_contact
+from ..errors import Conflict, DomainError, ValidationFailed
+from ..extensions import db
+from ..jobs import huey, job
+from ..models import (
+    OUTCOMES, Attachment, Case, Contact, Conversation, Customer, CustomerIdentity, InboundEmail, Message,
+    OutboundEmail, Queue, RoutingRule, Service, utcnow,
+)
+from ..signals import message_stored, send_after_commit
+
+log = logging.getLogger(__name__)
+
+_signals = Namespace()
+# Sent after commit for each queued outbound email; the receiver below hands it to the job queue.
+outbound_email_queued = _signals.signal("outbound-email-queued")
+
+CHANNEL = "email"
+ATTACHMENT_URL = "/email/attachments/{id}"
+CASE_REF_RE = re.compile(r"\bCAS-(\d{6,})\b", re.IGNORECASE)
+SUBJECT_TOKEN_RE = re.compile(r"\[#([a-z0-9]{8,64})\]", re.IGNORECASE)
+REPLY_ADDRESS_RE = re.compile(r"^reply\+([a-z0-9]{8,64})@(.+)$", re.IGNORECASE)
+MSGID_RE = re.compile(r"<([^<>\s]{1,998})>")
+MAX_BODY_CHARS = 200_000
+OUR_ID_PREFIX = "crm."
+RETRY_FIRST_DELAY_SECONDS = 30  # then 60, 120, ... until EMAIL_SEND_ATTEMPTS are spent
+MAX_THREAD_IDS = 50
+BLOCKED_EXTENSIONS = frozenset(
+    "ade adp app bat chm cmd com cpl dll exe hta inf ins isp jar js jse lib lnk mde msc msi msp "
+    "mst pif ps1 reg scr sct shb shs sys vb vbe vbs vxd wsc wsf wsh".split())
+BLOCKED_TYPES = frozenset({"application/x-msdownload", "application/x-msdos-program",
+                           "application/x-dosexec", "application/x-sh", "application/javascript"})
+SAFE_HTML_TAGS = {
+    "a", "abbr", "b", "blockquote", "br", "caption", "code", "div", "em", "font", "h1", "h2", "h3",
+    "h4", "h5", "h6", "hr", "i", "img", "li", "ol", "p", "pre", "s", "small", "span", "strong",
+    "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "u", "ul",
+}
+SAFE_HTML_ATTRIBUTES = {
+    "a": {"href", "title"}, "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan"}, "th": {"colspan", "rowspan"}, "ol": {"start"},
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class ParsedAttachment:
+    """A file that came with a message, after the size and type checks."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    inline: bool = False
+    content_id: Optional[str] = None
+
+
+@dataclass
+class ParsedEmail:
+    """What the channel needs from a MIME message, read defensively."""
+
+    mime: MimeMessage
+    message_id: Optional[str] = None
+    in_reply_to: list = field(default_factory=list)
+    references: list = field(default_factory=list)
+    from_name: str = ""
+    from_address: Optional[str] = None
+    from_raw: str = ""
+    recipients: list = field(default_factory=list)  # To, Cc, Delivered-To, X-Original-To
+    subject: str = ""
+    date: Optional[datetime] = None
+    text: str = ""
+    html: Optional[str] = None
+    attachments: list = field(default_factory=list)
+    withheld: list = field(default_factory=list)
+    defects: list = field(default_factory=list)
+
+    def header(self, name: str) -> str:
+        """Return a header's decoded value ('' when absent or unreadable)."""
+        return header_text(self.mime, name)
+
+
+def is_our_message_id(message_id: str, our_domain: str) -> bool:
+    """Say whether a Message-ID is one this system made (colleagues' own mail may share the domain)."""
+    lowered = message_id.lower()
+    return lowered.startswith(OUR_ID_PREFIX) and lowered.endswith("@" + our_domain.lower())
+
+
+def message_id_of(raw: bytes) -> Optional[str]:
+    """Read the Message-ID straight from the header block, without a full parse."""
+    end = raw.find(b"\r\n\r\n")
+    end = raw.find(b"\n\n") if end < 0 else end
+    block = raw[: end if end >= 0 else 64 * 1024].decode("latin-1")
+    match = re.search(r"^message-id:[ \t]*((?:.*)(?:\r?\n[ \t].*)*)", block, re.IGNORECASE | re.MULTILINE)
+    return normalise_message_id(match.group(1)) if match else None
+
+
+def normalise_message_id(value: Optional[str]) -> Optional[str]:
+    """Return a Message-ID without its angle brackets, or None when there is nothing usable."""
+    if not value:
+        return None
+    match = MSGID_RE.search(value)
+    token = match.group(1) if match else value.strip().split()[0] if value.strip() else ""
+    token = token.strip("<>")[:500]
+    return token or None
+
+
+def message_ids_in(value: str) -> list:
+    """Return every <id> in a References / In-Reply-To value, in order."""
+    return [m[:500] for m in MSGID_RE.findall(value or "")]
+
+
+def header_text(mime: MimeMessage, name: str) -> str:
+    """Return a header decoded to text; fall back to the raw value when the modern parser gives up."""
+    try:
+        value = mime.get(name)
+        return "" if value is None else str(value)
+    except Exception:  # noqa: BLE001 - a malformed header must not stop the message
+        for key, raw in mime.raw_items():
+            if key.lower() == name.lower():
+                return _decode_words(raw)
+        return ""
+
+
+def _decode_words(raw: str) -> str:
+    """Decode RFC 2047 encoded words leniently."""
+    try:
+        return str(make_header(decode_header(raw)))
+    except Exception:  # noqa: BLE001
+        return raw
+
+
+def _clean_line(text: str, limit: int) -> str:
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", text or "").strip()[:limit]
+
+
+def _addresses(mime: MimeMessage, name: str) -> list:
+    """Return (display name, address) pairs of an address header, read leniently."""
+    pairs = []
+    try:
+        value = mime.get(name)
+        if value is not None and getattr(value, "addresses", None) is not None:
+            pairs = [(a.display_name, a.addr_spec) for a in value.addresses]
+    except Exception:  # noqa: BLE001
+        pairs = []
+    if not pairs:
+        raw_values = [raw for key, raw in mime.raw_items() if key.lower() == name.lower()]
+        pairs = getaddresses([_decode_words(v) for v in raw_values])
+    return [(_clean_line(n, 200), (a or "").strip()) for n, a in pairs if a and "@" in a]
+
+
+def _decode_bytes(data: bytes, charset: Optional[str]) -> str:
+    """Decode a part's bytes: its declared charset, else UTF-8, else Windows-1252 (never raises)."""
+    for candidate in (charset, "utf-8"):
+        if not candidate:
+            continue
+        try:
+            return data.decode(candidate)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return data.decode("cp1252", errors="replace")
+
+
+def part_text(part: MimeMessage) -> str:
+    """Return a text part's content as str whatever its transfer encoding or charset claims."""
+    try:
+        data = part.get_payload(decode=True)
+    except Exception:  # noqa: BLE001
+        data = None
+    if data is None:
+        payload = part.get_payload()
+        return payload if isinstance(payload, str) else ""
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # noqa: BLE001
+        charset = None
+    if charset in ("us-ascii", "ascii"):
+        charset = None  # many mailers say ascii and send UTF-8 or Latin-1
+    return _decode_bytes(data, charset)
+
+
+def _leaf_parts(part: MimeMessage, depth: int = 0):
+    """Yield the leaf parts of a message, not descending into attached messages (max depth 20)."""
+    if depth > 20:
+        return
+    if part.is_multipart():
+        payload = part.get_payload()
+        if isinstance(payload, list):
+            for child in payload:
+                if isinstance(child, MimeMessage):
+                    yield from _leaf_parts(child, depth + 1)
+            return
+    yield part
+
+
+def _filename(part: MimeMessage, index: int) -> str:
+    try:
+        name = part.get_filename()
+    except Exception:  # noqa: BLE001
+        name = None
+    if not name and part.get_content_type() == "message/rfc822":
+        name = "attached-message.eml"
+    name = re.sub(r"[\x00-\x1f\x7f/\\]+", "_", _decode_words(name or "")).strip(" .") or f"attachment-{index}"
+    return name[-255:]
+
+
+def _is_attachment(part: MimeMessage) -> bool:
+    disposition = (part.get_content_disposition() or "").lower()
+    if disposition == "attachment":
+        return True
+    maintype = part.get_content_maintype()
+    if maintype == "multipart":
+        return False
+    if part.get_content_type() in ("text/plain", "text/html") and disposition != "attachment":
+        try:
+            return bool(part.get_filename()) and disposition == "attachment"
+        except Exception:  # noqa: BLE001
+            return False
+    return True
+
+
+def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedEmail:
+    """Parse raw RFC 5322 bytes with the modern email API, tolerating every malformation we can."""
+    mime = BytesParser(policy=policy.default).parsebytes(raw)
+    parsed = ParsedEmail(mime=mime)
+    parsed.defects = [type(d).__name__ for d in getattr(mime, "defects", [])][:20]
+    parsed.message_id = normalise_message_id(header_text(mime, "Message-ID"))
+    parsed.in_reply_to = message_ids_in(header_text(mime, "In-Reply-To"))
+    parsed.references = message_ids_in(header_text(mime, "References"))
+    parsed.subject = _clean_line(header_text(mime, "Subject"), 300)
+    senders = _addresses(mime, "From") or _addresses(mime, "Sender")
+    parsed.from_raw = _clean_line(header_text(mime, "From"), 500)
+    if senders:
+        name, address = senders[0]
+        parsed.from_name = name
+        try:
+            parsed.from_address = normalise_email(address)
+        except DomainError:
+            parsed.from_address = None
+    for name in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
+        parsed.recipients.extend(a.lower() for _, a in _addresses(mime, name))
+    try:
+        parsed.date = parsedate_to_datetime(header_text(mime, "Date"))
+        if parsed.date is not None and parsed.date.tzinfo is None:
+            parsed.date = None
+    except (TypeError, ValueError, IndexError):
+        parsed.date = None
+    _read_body(parsed, max_attachment_bytes)
+    return parsed
+
+
+def _read_body(parsed: ParsedEmail, max_attachment_bytes: int) -> None:
+    """Fill text, html and attachments from the MIME tree."""
+    mime = parsed.mime
+    text_part = html_part = None
+    try:
+        text_part = mime.get_body(preferencelist=("plain",))
+        html_part = mime.get_body(preferencelist=("html",))
+    except Exception:  # noqa: BLE001 - broken trees: fall back to walking the leaves below
+        pass
+    leaves = list(_leaf_parts(mime))
+    if text_part is None and html_part is None:
+        # No recognisable body (broken boundary, odd types): take the first inline text leaf.
+        for part in leaves:
+            if part.get_content_maintype() == "text" and (part.get_content_disposition() or "inline") == "inline":
+                if part.get_content_subtype() == "html":
+                    html_part = part
+                else:
+                    text_part = part
+                break
+    if html_part is not None:
+        parsed.html = part_text(html_part)
+    if text_part is not None:
+        parsed.text = part_text(text_part)
+    elif parsed.html:
+        parsed.text = html_to_text(parsed.html)
+    body_parts = {id(text_part), id(html_part)}
+    for index, part in enumerate(leaves, start=1):
+        if id(part) in body_parts or not _is_attachment(part):
+            continue
+        _read_attachment(parsed, part, index, max_attachment_bytes)
+    if mime.get_content_type() == "message/rfc822" and not leaves:
+        parsed.text = parsed.text or ""
+
+
+def _read_attachment(parsed: ParsedEmail, part: MimeMessage, index: int, max_bytes: int) -> None:
+    filename = _filename(part, index)
+    content_type = part.get_content_type()[:100]
+    try:
+        if content_type == "message/rfc822":
+            inner = part.get_payload()
+            inner = inner[0] if isinstance(inner, list) and inner else inner
+            data = inner.as_bytes(policy=policy.compat32) if isinstance(inner, MimeMessage) else b""
+        else:
+            data = part.get_payload(decode=True) or b""
+    except Exception:  # noqa: BLE001
+        data = b""
+    extension = filename.rsplit(".", 1)[-1].lower() if "." in filename else ""
+    if extension in BLOCKED_EXTENSIONS or content_type in BLOCKED_TYPES:
+        parsed.withheld.append({"filename": filename, "reason": "file type not accepted", "size": len(data)})
+        return
+    if len(data) > max_bytes:
+        parsed.withheld.append({"filename": filename, "reason": "larger than the attachment limit",
+                                "size": len(data)})
+        return
+    content_id = normalise_message_id(str(part.get("Content-ID", "") or "")) if part.get("Content-ID") else None
+    inline = (part.get_content_disposition() or "").lower() == "inline" or (
+        content_id is not None and part.get_content_maintype() == "image")
+    parsed.attachments.append(ParsedAttachment(filename, content_type, data, inline, content_id))
+
+
+class _TextExtractor(HTMLParser):
+    """Turn HTML into readable plain text (blocks become lines, scripts and styles vanish)."""
+
+    BLOCKS = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "hr"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.chunks = []
+        self.skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("script", "style", "head", "title"):
+            self.skip += 1
+        elif tag in self.BLOCKS:
+            self.chunks.append("\n")
+            if tag == "li":
+                self.chunks.append("- ")
+
+    def handle_endtag(self, tag):
+        if tag in ("script", "style", "head", "title"):
+            self.skip = max(0, self.skip - 1)
+        elif tag in self.BLOCKS:
+            self.chunks.append("\n")
+
+    def handle_data(self, data):
+        if not self.skip:
+            self.chunks.append(re.sub(r"\s+", " ", data))
+
+
+def html_to_text(markup: str) -> str:
+    """Derive plain text from HTML."""
+    parser = _TextExtractor()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # noqa: BLE001
+        return re.sub(r"<[^>]*>", " ", markup)
+    lines = [line.strip() for line in "".join(parser.chunks).splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
+
+def _keep_local_images(tag, attribute, value):
+    if tag == "img" and attribute == "src":
+        # Only our own stored inline images: remote ones would be tracking pixels.
+        return value if value.startswith("/email/attachments/") else None
+    return value
+
+
+def sanitise_html(markup: str, inline_images: Optional[dict] = None) -> str:
+    """Return email HTML made safe to show in the console, inline images pointed at our copies."""
+    for content_id, url in (inline_images or {}).items():
+        markup = markup.replace(f"cid:{content_id}", url)
+    return nh3.clean(markup, tags=SAFE_HTML_TAGS, attributes=SAFE_HTML_ATTRIBUTES,
+                     attribute_filter=_keep_local_images, url_schemes={"http", "https", "mailto"},
+                     link_rel="noopener noreferrer nofollow", strip_comments=True)
+
+
+_QUOTE_LINES = [
+    re.compile(r"^\s*On\b.{0,300}\bwrote:\s*$", re.IGNORECASE),                 # Gmail, Apple Mail
+    re.compile(r"^\s*-{2,}\s*Original Message\s*-{2,}", re.IGNORECASE),        # Outlook (older)
+    re.compile(r"^\s*_{10,}\s*$"),                                              # Outlook on the web
+    re.compile(r"^\s*(Le|Am|El|Il)\b.{0,300}(a écrit|schrieb|escribió|ha scritto)\s*:\s*$", re.IGNORECASE),
+]
+_QUOTE_LINE_PAIRS = [
+    re.compile(r"^\s*On\b.{0,300}\n.{0,200}\bwrote:\s*$", re.IGNORECASE),     # Gmail, wrapped
+    re.compile(r"^\s*\**From:\**\s.+\n\s*\**(Sent|Date):\**\s.+", re.IGNORECASE),  # Outlook
+]
+_SIGNATURE_LINES = [
+    re.compile(r"^-- ?$"),
+    re.compile(r"^\s*Sent from my (iPhone|iPad|Android|Samsung|mobile|BlackBerry)", re.IGNORECASE),
+    re.compile(r"^\s*Get Outlook for (iOS|Android)", re.IGNORECASE),
+]
+
+
+def trim_reply(text: str) -> str:
+    """Return the new part of a reply: quoted history and signature cut (the full text is kept apart)."""
+    lines = (text or "").replace("\r\n", "\n").split("\n")
+    cut = len(lines)
+    for index in range(1, len(lines)):
+        line = lines[index]
+        pair = line + "\n" + (lines[index + 1] if index + 1 < len(lines) else "")
+        if (any(p.search(line) for p in _QUOTE_LINES + _SIGNATURE_LINES)
+                or any(p.search(pair) for p in _QUOTE_LINE_PAIRS)):
+            cut = index
+            break
+    kept = lines[:cut]
+    # A trailing block of "> " lines is quoted history even without an attribution line.
+    while kept and (kept[-1].startswith(">") or not kept[-1].strip()):
+        kept.pop()
+    trimmed = "\n".join(kept).strip()
+    return trimmed or (text or "").strip()
+
+
+# ---------------------------------------------------------------------------------------------
+# Auto-replies, bounces and loops
+# ---------------------------------------------------------------------------------------------
+
+_BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.IGNORECASE)
+_AUTO_SUBJECTS = re.compile(
+    r"^\s*(auto(matic)?[ -]?(reply|response)|out of (the )?office|undeliver(able|ed)|"
+    r"delivery status notification|mail delivery (failed|failure|system)|returned mail|"
+    r"failure notice|delivery failure|abwesenheitsnotiz|réponse automatique)", re.IGNORECASE)
+
+
+@dataclass
+class AutoSignal:
+    """Why a message is automatic, and whether it is a bounce."""
+
+    reasons: list
+    bounce: bool = False
+
+
+def detect_automatic(parsed: ParsedEmail, envelope_from: Optional[str], our_domain: str,
+                     our_addresses: Iterable[str] = ()) -> Optional[AutoSignal]:
+    """Recognise auto-replies, bounces, list mail and our own mail coming back (None when human)."""
+    reasons = []
+    bounce = False
+    auto_submitted = parsed.header("Auto-Submitted").strip().lower()
+    if auto_submitted and not auto_submitted.startswith("no"):
+        reasons.append(f"Auto-Submitted: {auto_submitted[:40]}")
+    for name in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress", "X-Autogenerated"):
+        if parsed.header(name).strip():
+            reasons.append(f"{name} header")
+    precedence = parsed.header("Precedence").strip().lower()
+    if precedence in ("bulk", "junk", "list", "auto_reply"):
+        reasons.append(f"Precedence: {precedence}")
+    for name in ("List-Id", "List-Unsubscribe"):
+        if parsed.header(name).strip():
+            reasons.append(f"{name} header")
+    if envelope_from == "" or parsed.header("Return-Path").strip() == "<>":
+        reasons.append("null return path")
+    content_type = parsed.mime.get_content_type()
+    report_type = (parsed.mime.get_param("report-type") or "").lower() if content_type == "multipart/report" else ""
+    if content_type == "multipart/report":
+        if report_type == "delivery-status":
+            bounce = True
+        reasons.append(f"multipart/report ({report_type or 'unknown'})")
+    if parsed.header("X-Failed-Recipients").strip():
+        bounce = True
+        reasons.append("X-Failed-Recipients header")
+    sender = parsed.from_address or ""
+    if _BOUNCE_SENDERS.match(sender) or _BOUNCE_SENDERS.match(parsed.from_raw.split("<")[-1]):
+        bounce = bounce or bool(_AUTO_SUBJECTS.match(parsed.subject)) or "null return path" in reasons
+        reasons.append("sent by a mail system")
+    if parsed.message_id and is_our_message_id(parsed.message_id, our_domain):
+        reasons.append("our own Message-ID came back")
+    if sender and (sender in {a.lower() for a in our_addresses}
+                   or (sender.startswith("reply+") and sender.endswith("@" + our_domain.lower()))):
+        reasons.append("sent from our own address")
+    if not reasons and _AUTO_SUBJECTS.match(parsed.subject):
+        reasons.append("subject of an automatic message")
+        bounce = bool(re.match(r"^\s*(undeliver|delivery status|mail delivery|returned mail|failure notice|"
+                               r"delivery failure)", parsed.subject, re.IGNORECASE))
+    return AutoSignal(reasons, bounce) if reasons else None
+
+
+_FINAL_RECIPIENT_RE = re.compile(r"^(?:Final|Original)-Recipient:\s*rfc822;\s*<?([^\s<>;]+@[^\s<>;]+)>?",
+                                 re.IGNORECASE | re.MULTILINE)
+_ACTION_RE = re.compile(r"^Action:\s*(\w+)", re.IGNORECASE | re.MULTILINE)
+_STATUS_RE = re.compile(r"^Status:\s*([245])\.\d{1,3}\.\d{1,3}", re.IGNORECASE | re.MULTILINE)
+_QMAIL_RE = re.compile(r"^<([^\s<>]+@[^\s<>]+)>:\s*$", re.MULTILINE)
+
+
+@dataclass
+class BounceReport:
+    """What a bounce says: who failed, whether for good, and which of our messages it returns."""
+
+    recipients: list
+    permanent: bool
+    our_message_ids: list
+    diagnostic: str
+
+
+def read_bounce(raw: bytes, parsed: ParsedEmail, our_domain: str) -> BounceReport:
+    """Read a bounce of any common MTA (DSN, Exim, qmail, Exchange, Gmail) from its text."""
+    text = raw.decode("latin-1", errors="replace")
+    # Bounces quote the original headers, sometimes base64-encoded inside a part: read those too.
+    for part in _leaf_parts(parsed.mime):
+        if part.get_content_maintype() in ("text", "message"):
+            text += "\n" + part_text(part)
+    recipients = []
+    for address in _FINAL_RECIPIENT_RE.findall(text) + _QMAIL_RE.findall(text) + [
+            a for _, a in getaddresses([parsed.header("X-Failed-Recipients")])]:
+        address = address.strip().lower()
+        if address and address not in recipients:
+            recipients.append(address)
+    actions = {a.lower() for a in _ACTION_RE.findall(text)}
+    statuses = set(_STATUS_RE.findall(text))
+    permanent = ("failed" in actions or "5" in statuses or bool(re.search(r"#5\.\d+\.\d+", text))
+                 or bool(parsed.header("X-Failed-Recipients").strip()))
+    if not actions and not statuses and not permanent:
+        permanent = bool(re.search(r"\b(55[0-4]|5\.\d\.\d)\b", text))
+    ours = [m for m in dict.fromkeys(parsed.in_reply_to + parsed.references + MSGID_RE.findall(text))
+            if is_our_message_id(m, our_domain)]
+    diagnostic = ""
+    match = re.search(r"^Diagnostic-Code:\s*(.+)$", text, re.IGNORECASE | re.MULTILINE)
+    if match:
+        diagnostic = match.group(1).strip()
+    return BounceReport(recipients[:20], permanent, ours[:20], diagnostic[:300])
+
+
+# ---------------------------------------------------------------------------------------------
+# The inbound pipeline
+# ---------------------------------------------------------------------------------------------
+
+@dataclass
+class IngestResult:
+    """What became of one inbound message (the contract's answer of POST /inbound/email)."""
+
+    status: str
+    inbound_id: Optional[int] = None
+    conversation_id: Optional[int] = None
+    customer_id: Optional[int] = None
+    case_reference: Optional[str] = None
+    reason: Optional[str] = None
+
+    def as_dict(self) -> dict:
+        body = {"status": self.status, "conversation_id": self.conversation_id,
+                "customer_id": self.customer_id}
+        if self.case_reference:
+            body["case_reference"] = self.case_reference
+        if self.reason:
+            body["reason"] = self.reason
+        return body
+
+
+def dedupe_key(message_id: Optional[str], raw: bytes) -> str:
+    """Return the key that makes ingestion idempotent: the Message-ID, else the content."""
+    basis = b"mid:" + message_id.encode("utf-8", "replace") if message_id else b"raw:" + raw
+    return hashlib.sha256(basis).hexdigest()
+
+
+def _result_for(inbound: InboundEmail, status: Optional[str] = None) -> IngestResult:
+    case_reference = None
+    if inbound.conversation_id:
+        conversation = db.session.get(Conversation, inbound.conversation_id)
+        case_reference = conversation.case.reference if conversation and conversation.case else None
+    return IngestResult(status or inbound.status, inbound.id, inbound.conversation_id, inbound.customer_id,
+                        case_reference, inbound.reason if (status or inbound.status) == "quarantined" else None)
+
+
+def receive(raw: bytes, *, source: str, envelope_from: Optional[str] = None,
+            envelope_to: Iterable[str] = ()) -> IngestResult:
+    """Store a raw message (committed at once), then process it; the one way in. Commits.
+
+    `envelope_from` is the SMTP MAIL FROM ("" for the null sender, None when unknown).
+    """
+    if not isinstance(raw, (bytes, bytearray)) or not raw:
+        raise ValidationFailed("An email message is required", {"message": ["empty"]})
+    raw = bytes(raw)
+    message_id = message_id_of(raw)
+    key = dedupe_key(message_id, raw)
+    existing = db.session.scalar(select(InboundEmail).where(InboundEmail.dedupe_key == key))
+    if existing is None:
+        inbound = InboundEmail(
+            dedupe_key=key, message_id_header=message_id, content_sha256=hashlib.sha256(raw).hexdigest(),
+            raw=raw, size=len(raw), source=source,
+            envelope_from=None if envelope_from is None else envelope_from[:500],
+            envelope_to=",".join(envelope_to)[:5000] or None, status="received", details={},
+        )
+        db.session.add(inbound)
+        try:
+            db.session.commit()
+        except IntegrityError:  # the same message arrived at the same moment by another way
+            db.session.rollback()
+            existing = db.session.scalar(select(InboundEmail).where(InboundEmail.dedupe_key == key))
+            if existing is None:
+                raise
+        else:
+            return process(inbound)
+    if existing.status == "received":  # stored earlier but never processed (crash, outage)
+        return process(existing)
+    return _result_for(existing, "duplicate")
+
+
+def process(inbound: InboundEmail) -> IngestResult:
+    """Process a stored message in a savepoint; anything it cannot understand is quarantined. Commits."""
+    inbound.attempts = (inbound.attempts or 0) + 1
+    inbound_id = inbound.id
+    try:
+        with db.session.begin_nested():
+            result = _process(inbound)
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the message is kept for review
+        log.warning("inbound email %s quarantined: %s", inbound_id, exc, exc_info=not isinstance(exc, DomainError))
+        inbound = db.session.get(InboundEmail, inbound_id)
+        reason = exc.message if isinstance(exc, DomainError) else f"{exc.__class__.__name__}: {exc}"
+        inbound.status = "quarantined"
+        inbound.reason = f"could not process: {reason}"[:2000]
+        result = IngestResult("quarantined", inbound_id, reason=inbound.reason)
+    inbound.processed_at = utcnow()
+    db.session.commit()
+    return result
+
+
+def reprocess(inbound: InboundEmail) -> IngestResult:
+    """Run a stored (quarantined or stuck) message through the pipeline again. Commits."""
+    if inbound.status not in ("quarantined", "received"):
+        raise Conflict(f"Message {inbound.id} is {inbound.status}; only quarantined messages are reprocessed")
+    inbound.status = "received"
+    inbound.reason = None
+    return process(inbound)
+
+
+def _quarantine(inbound: InboundEmail, reason: str) -> IngestResult:
+    inbound.status = "quarantined"
+    inbound.reason = reason
+    return IngestResult("quarantined", inbound.id, customer_id=inbound.customer_id, reason=reason)
+
+
+def _process(inbound: InboundEmail) -> IngestResult:
+    config = current_app.config
+    if inbound.size > config["EMAIL_MAX_BYTES"]:
+        return _quarantine(inbound, f"message of {inbound.size} bytes is over the limit of "
+                                    f"{config['EMAIL_MAX_BYTES']} bytes")
+    parsed = parse_email(inbound.raw, max_attachment_bytes=config["EMAIL_MAX_ATTACHMENT_BYTES"])
+    inbound.subject = parsed.subject[:300] or None
+    inbound.from_address = parsed.from_address
+    inbound.full_text = parsed.text[:MAX_BODY_CHARS * 5]
+    details = {}
+    if parsed.defects:
+        details["defects"] = parsed.defects
+    if parsed.withheld:
+        details["withheld"] = parsed.withheld
+    inbound.details = details
+    recipients = list(dict.fromkeys([r for r in (inbound.envelope_to or "").lower().split(",") if r]
+                                    + parsed.recipients))
+    automatic = detect_automatic(parsed, inbound.envelope_from, config["CRM_MAIL_DOMAIN"],
+                                 [config["CRM_MAIL_FROM"]])
+    if automatic is not None:
+        return _handle_automatic(inbound, parsed, automatic)
+    if not parsed.from_address:
+        what = f"From {parsed.from_raw!r}" if parsed.from_raw else "no From"
+        return _quarantine(inbound, f"missing or malformed sender ({what})")
+    if not parsed.text.strip() and not parsed.attachments and not parsed.subject:
+        return _quarantine(inbound, "no readable content: no subject, body or attachments")
+    customer = resolve_customer(parsed.from_name or None, parsed.from_address)
+    inbound.customer_id = customer.id
+    conversation, note = find_thread(parsed, customer, recipients)
+    if conversation is not None:
+        from ..cases import lifecycle
+        from ..cases.service import reopen_case
+
+        case = conversation.case
+        if case is not None and case.status in lifecycle.DONE_STATUSES:
+            if lifecycle.can_reopen(case):
+                reopen_case(case, reason="The resident replied by email")
+            else:
+                note = f"Follows closed case {case.reference}"
+                conversation = None
+    if conversation is not None:
+        _append_inbound(inbound, parsed, conversation, customer)
+        inbound.status = "threaded"
+        return _result_for(inbound)
+    conversation = _new_enquiry(inbound, parsed, customer, recipients, note)
+    inbound.status = "ingested"
+    return _result_for(inbound)
+
+
+def _handle_automatic(inbound: InboundEmail, parsed: ParsedEmail, signal: AutoSignal) -> IngestResult:
+    """Record an automatic message without answering it; a bounce marks the address undeliverable."""
+    details = dict(inbound.details or {})
+    details["automatic"] = signal.reasons
+    inbound.status = "auto_reply"
+    inbound.reason = "; ".join(signal.reasons)[:2000]
+    domain = current_app.config["CRM_MAIL_DOMAIN"]
+    conversation = None
+    if signal.bounce:
+        report = read_bounce(inbound.raw, parsed, domain)
+        details["bounce"] = {"recipients": report.recipients, "permanent": report.permanent,
+                             "returns": report.our_message_ids, "diagnostic": report.diagnostic}
+        conversation = _apply_bounce(report)
+    else:
+        conversation = _conversation_by_headers(parsed)
+        if conversation is not None and parsed.from_address and not _belongs(conversation, parsed.from_address):
+            conversation = None
+    inbound.details = details
+    if conversation is not None:
+        label = "Delivery failure" if signal.bounce else "Automatic reply"
+        body = f"{label} received: {parsed.subject or '(no subject)'}\n\n{trim_reply(parsed.text)[:4000]}"
+        append_message(conversation, "system", body, direction="inbound", internal=True,
+                       email_message_id=parsed.message_id)
+        inbound.conversation_id = conversation.id
+        inbound.customer_id = conversation.customer_id
+    return _result_for(inbound)
+
+
+def _apply_bounce(report: BounceReport) -> Optional[Conversation]:
+    """Mark the bounced send and, when the failure is permanent, the address it went to."""
+    if not report.our_message_ids:
+        return None  # a bounce that returns none of our mail cannot speak for our residents
+    sends = db.session.scalars(select(OutboundEmail).where(
+        OutboundEmail.message_id_header.in_(report.our_message_ids))).all()
+    conversation = None
+    for send in sends:
+        if report.recipients and send.to_address.lower() not in report.recipients:
+            continue
+        conversation = send.conversation
+        reason = f"bounced: {report.diagnostic or ('permanent failure' if report.permanent else 'delayed')}"
+        if report.permanent:
+            send.status = "bounced"
+            send.last_error = reason[:2000]
+            send.stored_message.delivery_status = "bounced"
+            send.stored_message.delivery_error = reason[:2000]
+            identity = db.session.scalar(select(CustomerIdentity).where(
+                CustomerIdentity.kind == "email", CustomerIdentity.value == send.to_address.lower()))
+            if identity is not None:
+                identity.undeliverable = True
+                identity.undeliverable_reason = reason[:500]
+    return conversation
+
+
+def _belongs(conversation: Conversation, address_or_customer) -> bool:
+    """Say whether the conversation is this sender's (by customer, following merges)."""
+    owner = live_customer(conversation.customer)
+    if isinstance(address_or_customer, Customer):
+        return owner is not None and owner.id == live_customer(address_or_customer).id
+    return owner is not None and address_or_customer.lower() in owner.identity_values("email")
+
+
+def _conversation_by_headers(parsed: ParsedEmail) -> Optional[Conversation]:
+    ids = list(dict.fromkeys(parsed.in_reply_to + list(reversed(parsed.references))))[:MAX_THREAD_IDS]
+    if not ids:
+        return None
+    rows = db.session.execute(select(Message.email_message_id, Message.conversation_id)
+                              .where(Message.email_message_id.in_(ids))).all()
+    by_id = {mid: conversation_id for mid, conversation_id in rows}
+    for mid in ids:
+        if mid in by_id:
+            return db.session.get(Conversation, by_id[mid])
+    return None
+
+
+def find_thread(parsed: ParsedEmail, customer: Customer, recipients: Iterable[str]):
+    """Find the conversation a message continues: headers, then subject reference, then reply address.
+
+    Returns (conversation or None, note). Every way must also match the sender, so a stranger
+    answering a forwarded thread starts their own conversation instead of joining someone's case.
+    """
+    note = None
+    candidate = _conversation_by_headers(parsed)
+    if candidate is not None:
+        if _belongs(candidate, customer):
+            return candidate, None
+        note = "Replied to a thread of another customer; started a new conversation"
+    for reference in CASE_REF_RE.findall(parsed.subject):
+        case = db.session.scalar(select(Case).where(Case.reference == f"CAS-{reference}"))
+        if case is None:
+            continue
+        if live_customer(case.customer).id != customer.id:
+            note = note or f"Quoted case CAS-{reference} of another customer; started a new conversation"
+            continue
+        conversation = db.session.scalar(
+            select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL)
+            .order_by(Conversation.id.desc()).limit(1))
+        if conversation is None:
+            conversation = new_conversation(customer, parsed.subject, case=case, status="open",
+                                            queue=_email_queue_for(case.service))
+        return conversation, None
+    tokens = [t.lower() for t in SUBJECT_TOKEN_RE.findall(parsed.subject)]
+    domain = current_app.config["CRM_MAIL_DOMAIN"].lower()
+    for address in recipients:
+        match = REPLY_ADDRESS_RE.match(address)
+        if match and match.group(2).lower() == domain:
+            tokens.append(match.group(1).lower())
+    for token in dict.fromkeys(tokens):
+        conversation = db.session.scalar(select(Conversation).where(
+            Conversation.token == token, Conversation.channel == CHANNEL))
+        if conversation is None:
+            continue
+        if _belongs(conversation, customer):
+            return conversation, None
+        note = note or "Used the reply address of another customer's conversation; started a new one"
+    return None, note
+
+
+def new_conversation(customer: Customer, subject: str, *, case=None, status="open", queue=None) -> Conversation:
+    """Start an email conversation with its own reply token."""
+    conversation = Conversation(
+        customer_id=customer.id, channel=CHANNEL, status=status, subject=(subject or "")[:300] or None,
+        token=secrets.token_hex(10), queue_id=getattr(queue, "id", None), last_seq=0,
+    )
+    conversation.case = case
+    db.session.add(conversation)
+    db.session.flush()
+    return conversation
+
+
+def append_message(conversation: Conversation, author: str, body: str, *, direction: str,
+                   html: Optional[str] = None, author_user=None, internal: bool = False,
+                   email_message_id: Optional[str] = None, delivery_status: Optional[str] = None) -> Message:
+    """Add a message with the conversation's next seq (one atomic UPDATE ... RETURNING); flushes."""
+    now = utcnow()
+    seq = db.session.execute(
+        update(Conversation).where(Conversation.id == conversation.id)
+        .values(last_seq=Conversation.last_seq + 1, last_message_at=now, updated_at=now)
+        .returning(Conversation.last_seq).execution_options(synchronize_session=False)).scalar_one()
+    db.session.expire(conversation, ["last_seq", "last_message_at", "updated_at"])
+    message = Message(conversation_id=conversation.id, seq=seq, author=author, direction=direction,
+                      author_user_id=getattr(author_user, "id", None), body=body or "", html=html,
+                      internal=internal, email_message_id=email_message_id,
+                      delivery_status=delivery_status, created_at=now)
+    db.session.add(message)
+    db.session.flush()
+    return message
+
+
+def _store_inbound_message(inbound: InboundEmail, parsed: ParsedEmail, conversation: Conversation) -> Message:
+    body = trim_reply(parsed.text)
+    if len(body) > MAX_BODY_CHARS:
+        body = body[:MAX_BODY_CHARS] + "\n\n[message shortened for display; the full message is kept]"
+    if not body.strip() and parsed.attachments:
+        body = "(attachments only)"
+    message = append_message(conversation, "resident", body, direction="inbound",
+                             email_message_id=parsed.message_id)
+    inline_images = {}
+    for item in parsed.attachments:
+        attachment = Attachment(message_id=message.id, filename=item.filename, content_type=item.content_type,
+                                size=len(item.data), sha256=hashlib.sha256(item.data).hexdigest(),
+                                inline=item.inline, content_id=item.content_id, data=item.data)
+        db.session.add(attachment)
+        db.session.flush()
+        if item.content_id:
+            inline_images[item.content_id] = ATTACHMENT_URL.format(id=attachment.id)
+    if parsed.html:
+        message.html = sanitise_html(parsed.html[:MAX_BODY_CHARS * 5], inline_images)
+    inbound.conversation_id = conversation.id
+    inbound.stored_message_id = message.id
+    return message
+
+
+def _append_inbound(inbound, parsed, conversation, customer) -> Message:
+    """Add a resident's reply to its conversation, back in front of the agents."""
+    message = _store_inbound_message(inbound, parsed, conversation)
+    if conversation.status in ("waiting_customer", "resolved", "closed", "ended", "queued"):
+        conversation.status = "assigned" if conversation.assignee_id else "open"
+        conversation.closed_at = None
+    record_contact(customer, CHANNEL, summary=f"Email: {parsed.subject or '(no subject)'}"[:300],
+                   notes=message.body[:2000], conversation=conversation, case=conversation.case,
+                   occurred_at=message.created_at)
+    return message
+
+
+@dataclass
+class EmailRoute:
+    """Where a new email enquiry goes."""
+
+    service: Optional[Service]
+    category: Optional[str]
+    queue: Optional[Queue]
+
+
+def _email_queue_for(service: Optional[Service]) -> Optional[Queue]:
+    """Return the email queue of a service, else the general email queue, else any email queue."""
+    if service is not None:
+        queue = db.session.scalar(select(Queue).where(Queue.service_id == service.id, Queue.channel == CHANNEL)
+                                  .order_by(Queue.id).limit(1))
+        if queue is not None:
+            return queue
+    return db.session.scalar(select(Queue).where(Queue.channel == CHANNEL)
+                             .order_by(Queue.service_id.is_not(None), Queue.id).limit(1))
+
+
+def _category_for(service: Service, text: str) -> Optional[str]:
+    from ..cases.routing import keywords_match
+
+    rules = db.session.scalars(select(RoutingRule).where(
+        RoutingRule.service_id == service.id, RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None))
+        .order_by(RoutingRule.position, RoutingRule.id)).all()
+    for rule in rules:
+        if rule.keywords.strip() and keywords_match(rule, text):
+            return rule.category_code
+    categories = [c for c in service.categories if c.active]
+    for category in categories:
+        if category.code.startswith("general"):
+            return category.code
+    return categories[0].code if categories else "general_enquiry"
+
+
+def route_email(parsed: ParsedEmail, recipients: Iterable[str]) -> EmailRoute:
+    """Choose the service and queue of a new enquiry: by the address it was sent to, else by rule."""
+    from ..cases.routing import keywords_match
+
+    text = f"{parsed.subject}\n{parsed.text[:20000]}"
+    recipients = [r.lower() for r in recipients]
+    if recipients:
+        service = db.session.scalar(select(Service).where(
+            func.lower(Service.email_address).in_(recipients), Service.active.is_(True)).limit(1))
+        if service is not None:
+            return EmailRoute(service, _category_for(service, text), _email_queue_for(service))
+    rules = db.session.scalars(select(RoutingRule).where(
+        RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None), RoutingRule.keywords != "")
+        .order_by(RoutingRule.position, RoutingRule.id)).all()
+    for rule in rules:
+        if rule.service.active and keywords_match(rule, text):
+            return EmailRoute(rule.service, rule.category_code, _email_queue_for(rule.service))
+    default = current_app.config.get("EMAIL_DEFAULT_SERVICE")
+    service = db.session.scalar(select(Service).where(Service.code == default, Service.active.is_(True))) \
+        if default else None
+    if service is not None:
+        return EmailRoute(service, _category_for(service, text), _email_queue_for(service))
+    return EmailRoute(None, None, _email_queue_for(None))
+
+
+def _new_enquiry(inbound, parsed, customer, recipients, note) -> Conversation:
+    """Open a conversation (and a case, when a service can be chosen) and acknowledge it."""
+    where = route_email(parsed, recipients)
+    subject = parsed.subject or "(no subject)"
+    conversation = new_conversation(customer, subject, status="open", queue=where.queue)
+    message = _store_inbound_message(inbound, parsed, conversation)
+    notes = message.body[:2000] if not note else f"{note}\n\n{message.body[:2000]}"
+    contact = record_contact(customer, CHANNEL, summary=f"Email: {subject}"[:300], notes=notes,
+                             category=where.category, conversation=conversation,
+                             occurred_at=message.created_at)
+    case = None
+    if where.service is not None:
+        description = parsed.text[:20000]
+        if note:
+            description = f"{note}\n\n{description}"
+        case = open_case(customer, where.service.code, where.category, subject[:200], description,
+                         contact=contact, source_channel=CHANNEL)
+        conversation.case = case
+        contact.outcome = "case_raised"
+        if where.queue is None or where.queue.service_id != case.service_id:
+            conversation.queue_id = getattr(_email_queue_for(case.service), "id", conversation.queue_id)
+    if note:
+        append_message(conversation, "system", note, direction="inbound", internal=True)
+    acknowledge(conversation, customer, parsed.from_address, parsed, case)
+    return conversation
+
+
+# ---------------------------------------------------------------------------------------------
+# Outbound
+# ---------------------------------------------------------------------------------------------
+
+def new_message_id() -> str:
+    """Return a fresh Message-ID in our domain (without angle brackets)."""
+    return f"{OUR_ID_PREFIX}{secrets.token_hex(12)}@{current_app.config['CRM_MAIL_DOMAIN']}"
+
+
+def reply_address(conversation: Conversation) -> Optional[str]:
+    """Return the conversation's own reply address when reply addresses are on."""
+    if not current_app.config.get("EMAIL_REPLY_ADDRESSES"):
+        return None
+    return f"reply+{conversation.token}@{current_app.config['CRM_MAIL_DOMAIN']}"
+
+
+def deliverable_address(customer: Customer, preferred: Optional[str] = None) -> Optional[str]:
+    """Return an email address of the customer that has not bounced (the preferred one first)."""
+    customer = live_customer(customer)
+    identities = [i for i in customer.identities if i.kind == "email" and not i.undeliverable]
+    for identity in identities:
+        if preferred and identity.value == preferred.lower():
+            return identity.value
+    return identities[0].value if identities else None
+
+
+def thread_headers(conversation: Conversation) -> tuple:
+    """Return (In-Reply-To, References) for the next message of a conversation."""
+    rows = db.session.execute(select(Message.email_message_id, Message.direction).where(
+        Message.conversation_id == conversation.id, Message.email_message_id.is_not(None))
+        .order_by(Message.seq)).all()
+    ids = [mid for mid, _ in rows]
+    inbound = [mid for mid, direction in rows if direction == "inbound"]
+    in_reply_to = inbound[-1] if inbound else (ids[-1] if ids else None)
+    references = ids if len(ids) <= 20 else ids[:1] + ids[-19:]
+    return in_reply_to, references
+
+
+def subject_for(conversation: Conversation, subject: Optional[str] = None) -> str:
+    """Return an outbound subject: "Re:" the thread's, tagged with the case reference (or our token)."""
+    base = _clean_line(subject or conversation.subject or "Your enquiry", 240)
+    if subject is None and not re.match(r"^\s*re:", base, re.IGNORECASE):
+        base = f"Re: {base}"
+    reference = conversation.case.reference if conversation.case else None
+    if reference:
+        if reference.lower() not in base.lower():
+            base = f"{base} [{reference}]"
+    elif f"[#{conversation.token}]" not in base:
+        base = f"{base} [#{conversation.token}]"
+    return base[:300]
+
+
+def queue_email(conversation: Conversation, *, kind: str, to_address: str, subject: str, body: str,
+                author: str = "agent", author_user=None, to_name: Optional[str] = None) -> Message:
+    """Store an outbound message in the conversation and queue its sending (after commit)."""
+    in_reply_to, references = thread_headers(conversation)
+    mid = new_message_id()
+    message = append_message(conversation, author, body, direction="outbound", author_user=author_user,
+                             email_message_id=mid, delivery_status="queued")
+    send = OutboundEmail(stored_message_id=message.id, conversation_id=conversation.id, kind=kind,
+                         to_address=to_address, to_name=_clean_line(to_name or "", 200) or None,
+                         subject=subject[:300], message_id_header=mid, in_reply_to=in_reply_to,
+                         references=" ".join(references) or None, status="queued", attempts=0)
+    db.session.add(send)
+    db.session.flush()
+    send_after_commit(outbound_email_queued, outbound_id=send.id)
+    return message
+
+
+def acknowledge(conversation, customer, address, parsed, case) -> Optional[Message]:
+    """Send the acknowledgement of a new enquiry: once per thread, rate-limited per sender."""
+    config = current_app.config
+    if not config.get("EMAIL_ACK_ENABLED") or not address:
+        return None
+    if deliverable_address(customer, address) != address:
+        return None
+    already = db.session.scalar(select(func.count(OutboundEmail.id)).where(
+        OutboundEmail.conversation_id == conversation.id, OutboundEmail.kind == "ack"))
+    if already:
+        return None
+    from datetime import timedelta
+
+    since = utcnow() - timedelta(hours=1)
+    recent = db.session.scalar(select(func.count(OutboundEmail.id)).where(
+        OutboundEmail.to_address == address, OutboundEmail.kind == "ack", OutboundEmail.created_at >= since))
+    if recent >= config["EMAIL_ACK_PER_SENDER_PER_HOUR"]:
+        return None
+    reference = case.reference if case else None
+    lines = [f"Dear {live_customer(customer).name},", "",
+             "Thank you for contacting the council. We have received your email"
+             + (f" and your reference is {reference}." if reference else "."), "",
+             "Please keep the reference in the subject line if you write to us again about this, "
+             "so that your messages stay together.", "",
+             "This is an automatic acknowledgement; a member of our team will reply.", "",
+             config["EMAIL_FROM_NAME"]]
+    return queue_email(conversation, kind="ack", to_address=address, to_name=customer.name,
+                       subject=subject_for(conversation), body="\n".join(lines), author="system")
+
+
+def send_to_customer(customer: Customer, subject: str, body: str, *, case=None,
+                     conversation: Optional[Conversation] = None) -> Optional[Message]:
+    """Queue a plain-and-HTML email to the customer's deliverable address; None when there is none.
+
+    The message is kept in `conversation`, else the case's latest email conversation, else a new
+    one (marked resolved, so a notification does not sit in an inbox; a reply reopens it).
+    Flushes; the caller commits, and the send is queued after the commit.
+    """
+    customer = live_customer(customer)
+    address = deliverable_address(customer)
+    if address is None:
+        return None
+    if conversation is None and case is not None:
+        conversation = db.session.scalar(
+            select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL)
+            .order_by(Conversation.id.desc()).limit(1))
+    if conversation is None:
+        conversation = new_conversation(customer, subject, case=case, status="resolved",
+                                        queue=_email_queue_for(case.service if case else None))
+    if case is not None and conversation.case_id is None:
+        conversation.case = case
+        db.session.flush()
+    return queue_email(conversation, kind="notification", to_address=address, to_name=customer.name,
+                       subject=subject_for(conversation, subject), body=body, author="system")
+
+
+def reply_to_conversation(conversation: Conversation, agent, body: str, *, internal: bool = False) -> Message:
+    """Store an agent's reply (or internal note) and send it: email over SMTP, chat to the resident."""
+    body = (body or "").strip()
+    if not body:
+        raise ValidationFailed("Write a reply first", {"body": ["required"]})
+    if len(body) > 20000:
+        raise ValidationFailed("The reply is too long", {"body": ["at most 20000 characters"]})
+    if internal:
+        note = append_message(conversation, "agent", body, direction="outbound", author_user=agent, internal=True)
+        send_after_commit(message_stored, message_id=note.id, conversation_id=conversation.id,
+                          channel=conversation.channel, author="agent", internal=True, source="api")
+        return note
+    if conversation.channel != CHANNEL:
+        if conversation.status in ("ended", "closed", "resolved"):
+            raise Conflict("This chat has ended; the resident is no longer there to read a reply",
+                           {"conversation": ["ended"]}, code="ended")
+        message = append_message(conversation, "agent", body, direction="outbound", author_user=agent)
+        send_after_commit(message_stored, message_id=message.id, conversation_id=conversation.id,
+                          channel=conversation.channel, author="agent", internal=False, source="api")
+        return message
+    customer = live_customer(conversation.customer)
+    last_from = db.session.scalar(select(InboundEmail.from_address).where(
+        InboundEmail.conversation_id == conversation.id, InboundEmail.from_address.is_not(None))
+        .order_by(InboundEmail.id.desc()).limit(1))
+    address = deliverable_address(customer, last_from)
+    if address is None:
+        raise Conflict("The customer has no email address we can deliver to (it bounced or is missing)",
+                       {"customer": ["no deliverable email address"]}, code="undeliverable")
+    message = queue_email(conversation, kind="reply", to_address=address, to_name=customer.name,
+                          subject=subject_for(conversation), body=body, author="agent", author_user=agent)
+    if conversation.assignee_id is None:
+        conversation.assignee_id = agent.id
+    conversation.status = "waiting_customer"
+    case = conversation.case
+    if case is not None and case.first_responded_at is None:
+        case.first_responded_at = utcnow()
+    record_contact(customer, CHANNEL, direction="outbound", summary=f"Email reply: {conversation.subject or ''}"[:300],
+                   notes=body[:2000], agent=agent, conversation=conversation, case=case,
+                   occurred_at=message.created_at)
+    return message
+
+
+def resolve_conversation(conversation: Conversation, agent, outcome: str) -> None:
+    """Mark a conversation resolved; its contacts still pending take the outcome (for FCR reporting)."""
+    if outcome not in OUTCOMES or outcome == "pending":
+        raise ValidationFailed("Choose an outcome", {"outcome": [f"one of {', '.join(OUTCOMES[:-1])}"]})
+    conversation.status = "resolved"
+    conversation.closed_at = utcnow()
+    if conversation.assignee_id is None:
+        conversation.assignee_id = agent.id
+    pending = db.session.scalars(select(Contact).where(
+        Contact.conversation_id == conversation.id, Contact.outcome == "pending")).all()
+    for contact in pending:
+        contact.outcome = outcome
+        contact.agent_id = contact.agent_id or agent.id
+    audit(agent, "conversation.resolve", "conversation", conversation.id, outcome=outcome)
+
+
+def html_from_text(body: str) -> str:
+    """Render a plain-text reply as simple HTML (escaped; paragraphs and line breaks kept)."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", body.strip()) if p.strip()]
+    inner = "\n".join("<p>" + html_lib.escape(p).replace("\n", "<br>\n") + "</p>" for p in paragraphs)
+    return ('<!doctype html><html><body style="font-family: Arial, sans-serif; font-size: 15px; '
+            f'line-height: 1.5">\n{inner}\n</body></html>')
+
+
+def build_mime(send: OutboundEmail) -> EmailMessage:
+    """Build the MIME message of an outbound send: threading headers, plain text and HTML."""
+    config = current_app.config
+    mime = EmailMessage()
+    mime["From"] = Address(config["EMAIL_FROM_NAME"], addr_spec=config["CRM_MAIL_FROM"])
+    mime["To"] = Address(send.to_name or "", addr_spec=send.to_address)
+    mime["Subject"] = send.subject
+    mime["Date"] = format_datetime(send.created_at)
+    mime["Message-ID"] = f"<{send.message_id_header}>"
+    if send.in_reply_to:
+        mime["In-Reply-To"] = f"<{send.in_reply_to}>"
+    if send.references:
+        mime["References"] = " ".join(f"<{r}>" for r in send.references.split())
+    address = reply_address(send.conversation)
+    if address:
+        mime["Reply-To"] = address
+    if send.kind != "reply":
+        # RFC 3834: mark what we send automatically, and ask other robots not to answer it.
+        mime["Auto-Submitted"] = "auto-replied" if send.kind == "ack" else "auto-generated"
+        mime["X-Auto-Response-Suppress"] = "All"
+    body = send.stored_message.body
+    mime.set_content(body)
+    mime.add_alternative(html_from_text(body), subtype="html")
+    return mime
+
+
+def smtp_send(mime: EmailMessage, envelope_from: str, recipients: list) -> None:
+    """Hand a message to the configured SMTP relay (STARTTLS and login when configured)."""
+    config = current_app.config
+    with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=config.get("SMTP_TIMEOUT", 30)) as smtp:
+        smtp.ehlo()
+        if config.get("SMTP_STARTTLS"):
+            smtp.starttls(context=ssl.create_default_context())
+            smtp.ehlo()
+        if config.get("SMTP_USERNAME"):
+            smtp.login(config["SMTP_USERNAME"], config.get("SMTP_PASSWORD") or "")
+        smtp.send_message(mime, from_addr=envelope_from, to_addrs=recipients)
+
+
+def _permanent(exc: Exception) -> bool:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and 500 <= exc.smtp_code < 600
+
+
+def deliver(outbound_id: int) -> str:
+    """Try to send one queued email; record the outcome on it and its message. Commits; returns the status."""
+    send = db.session.get(OutboundEmail, outbound_id)
+    if send is None:
+        return "missing"
+    if send.status not in ("queued", "retrying"):
+        return send.status  # sent already (a duplicate job), or given up on
+    message = send.stored_message
+    identity = db.session.scalar(select(CustomerIdentity).where(
+        CustomerIdentity.kind == "email", CustomerIdentity.value == send.to_address.lower()))
+    if identity is not None and identity.undeliverable:
+        send.status = message.delivery_status = "suppressed"
+        send.last_error = message.delivery_error = "address is marked undeliverable"
+        db.session.commit()
+        return send.status
+    send.attempts += 1
+    # Automatic mail goes out with the null sender (RFC 3834), so nothing bounces back into a loop.
+    envelope_from = "" if send.kind == "ack" else current_app.config["CRM_MAIL_FROM"]
+    try:
+        smtp_send(build_mime(send), envelope_from, [send.to_address])
+    except (smtplib.SMTPException, OSError) as exc:
+        error = f"{exc.__class__.__name__}: {exc}"[:2000]
+        final = _permanent(exc) or send.attempts >= current_app.config["EMAIL_SEND_ATTEMPTS"]
+        send.status = message.delivery_status = "failed" if final else "retrying"
+        send.last_error = message.delivery_error = f"attempt {send.attempts}: {error}"
+        db.session.commit()
+        log.warning("email %s to %s %s: %s", send.id, send.to_address, send.status, error)
+        return send.status
+    send.status = message.delivery_status = "sent"
+    send.last_error = message.delivery_error = None
+    send.sent_at = utcnow()
+    db.session.commit()
+    return send.status
+
+
+def retry_send(send: OutboundEmail) -> None:
+    """Put a failed send back in the queue (an agent's "try again"); flushes, queued after commit."""
+    if send.status not in ("failed", "retrying"):
+        raise Conflict(f"This email is {send.status}; only failed sends are retried")
+    send.status = send.stored_message.delivery_status = "queued"
+    send.attempts = 0
+    send_after_commit(outbound_email_queued, outbound_id=send.id)
+
+
+@job()
+def deliver_email(outbound_id: int) -> str:
+    """Background job: send one queued email, retried with back-off until EMAIL_SEND_ATTEMPTS run out."""
+    status = deliver(outbound_id)
+    if status == "retrying":
+        attempts = db.session.get(OutboundEmail, outbound_id).attempts
+        raise RetryTask(delay=RETRY_FIRST_DELAY_SECONDS * 2 ** (attempts - 1))
+    return status
+
+
+@outbound_email_queued.connect
+def _enqueue_delivery(sender, outbound_id, **payload):
+    """Hand a committed outbound email to the job queue."""
+    if huey.immediate:
+        # Tests run jobs in-process: give the job its own app context and so its own session,
+        # since this runs inside the committing session's after-commit hook.
+        with current_app.app_context():
+            deliver_email(outbound_id)
+    else:
+        deliver_email(outbound_id)
