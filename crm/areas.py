@@ -3,8 +3,15 @@
 
 def register(app):
     """Register each area's web blueprints (and so import its Socket.IO events) on the app."""
+    from .cases import cli as _case_cli, jobs as _case_jobs, views as case_views  # noqa: F401
+    from .open311 import views as open311_views
+
+    app.register_blueprint(case_views.bp)
+    app.register_blueprint(open311_views.bp)
 
 
 def api_blueprints():
     """Return each area's flask-smorest blueprints for /api/v1."""
-    return []
+    from .cases import api as cases_api
+
+    return [cases_api.blp, cases_api.services_blp]

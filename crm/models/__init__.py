@@ -10,3 +10,4 @@ from .conversations import Conversation, Message, Attachment, AUTHOR_KINDS
 from .cases import Case, CaseEvent, CASE_STATUSES, PRIORITIES
 from .audit import AuditLog
 from .email import InboundEmail, OutboundEmail, INBOUND_STATUSES, OUTBOUND_STATUSES
+from .open311 import Open311Request

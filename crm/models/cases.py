@@ -18,7 +18,9 @@ class Case(db.Model):
     __tablename__ = "cases"
     # AUTOINCREMENT on SQLite so a deleted case's number (and so its reference) is never reused.
     __table_args__ = (
-        Index("ix_cases_service_status", "service_id", "status"),
+        # The service work list: by status ordered by SLA, and all open work ordered by SLA.
+        Index("ix_cases_service_status", "service_id", "status", "sla_due_at"),
+        Index("ix_cases_service_sla", "service_id", "sla_due_at"),
         Index("ix_cases_customer_id", "customer_id"),
         Index("ix_cases_sla_due", "status", "sla_due_at"),
         {"sqlite_autoincrement": True},
@@ -47,6 +49,11 @@ class Case(db.Model):
     first_response_due_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     first_responded_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     sla_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Marked by the periodic SLA job: less than the at-risk margin of working time remains.
+    sla_at_risk: Mapped[bool] = mapped_column(Boolean, default=False)
+    first_response_breached: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The working hours the SLA was set from (routing rule or service), kept for reporting.
+    sla_hours: Mapped[Optional[int]] = mapped_column(Integer)
     resolved_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:14:15.862640
+Create Date: 2026-11-26 08:43:16.122629
 
 """
 from alembic import op
@@ -212,6 +212,9 @@ def upgrade():
     sa.Column('first_response_due_at', sa.DateTime(), nullable=True),
     sa.Column('first_responded_at', sa.DateTime(), nullable=True),
     sa.Column('sla_breached', sa.Boolean(), nullable=False),
+    sa.Column('sla_at_risk', sa.Boolean(), nullable=False),
+    sa.Column('first_response_breached', sa.Boolean(), nullable=False),
+    sa.Column('sla_hours', sa.Integer(), nullable=True),
     sa.Column('resolved_at', sa.DateTime(), nullable=True),
     sa.Column('closed_at', sa.DateTime(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
@@ -228,7 +231,8 @@ def upgrade():
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
         batch_op.create_index('ix_cases_customer_id', ['customer_id'], unique=False)
-        batch_op.create_index('ix_cases_service_status', ['service_id', 'status'], unique=False)
+        batch_op.create_index('ix_cases_service_sla', ['service_id', 'sla_due_at'], unique=False)
+        batch_op.create_index('ix_cases_service_status', ['service_id', 'status', 'sla_due_at'], unique=False)
         batch_op.create_index('ix_cases_sla_due', ['status', 'sla_due_at'], unique=False)
 
     op.create_table('routing_rules',
@@ -297,6 +301,29 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_conversations_customer_id'), ['customer_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_conversations_queue_id'), ['queue_id'], unique=False)
         batch_op.create_index('ix_conversations_queue_status', ['queue_id', 'status'], unique=False)
+
+    op.create_table('open311_requests',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('case_id', sa.Integer(), nullable=False),
+    sa.Column('client_user_id', sa.Integer(), nullable=True),
+    sa.Column('service_code', sa.String(length=40), nullable=False),
+    sa.Column('address_string', sa.String(length=300), nullable=True),
+    sa.Column('address_id', sa.String(length=60), nullable=True),
+    sa.Column('latitude', sa.Float(), nullable=True),
+    sa.Column('longitude', sa.Float(), nullable=True),
+    sa.Column('device_id', sa.String(length=120), nullable=True),
+    sa.Column('account_id', sa.String(length=120), nullable=True),
+    sa.Column('media_url', sa.String(length=1000), nullable=True),
+    sa.Column('attributes', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['case_id'], ['cases.id'], name=op.f('fk_open311_requests_case_id_cases')),
+    sa.ForeignKeyConstraint(['client_user_id'], ['users.id'], name=op.f('fk_open311_requests_client_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_open311_requests')),
+    sa.UniqueConstraint('token', name=op.f('uq_open311_requests_token'))
+    )
+    with op.batch_alter_table('open311_requests', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_open311_requests_case_id'), ['case_id'], unique=False)
 
     op.create_table('contacts',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -370,11 +397,81 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_attachments_case_id'), ['case_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_attachments_message_id'), ['message_id'], unique=False)
 
+    op.create_table('inbound_emails',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('dedupe_key', sa.String(length=64), nullable=False),
+    sa.Column('message_id_header', sa.String(length=500), nullable=True),
+    sa.Column('content_sha256', sa.String(length=64), nullable=False),
+    sa.Column('raw', sa.LargeBinary(), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
+    sa.Column('source', sa.String(length=10), nullable=False),
+    sa.Column('envelope_from', sa.String(length=500), nullable=True),
+    sa.Column('envelope_to', sa.Text(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('reason', sa.Text(), nullable=True),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('from_address', sa.String(length=254), nullable=True),
+    sa.Column('subject', sa.String(length=300), nullable=True),
+    sa.Column('full_text', sa.Text(), nullable=True),
+    sa.Column('customer_id', sa.Integer(), nullable=True),
+    sa.Column('conversation_id', sa.Integer(), nullable=True),
+    sa.Column('stored_message_id', sa.Integer(), nullable=True),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('received_at', sa.DateTime(), nullable=False),
+    sa.Column('processed_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_inbound_emails_conversation_id_conversations')),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], name=op.f('fk_inbound_emails_customer_id_customers')),
+    sa.ForeignKeyConstraint(['stored_message_id'], ['messages.id'], name=op.f('fk_inbound_emails_stored_message_id_messages')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_inbound_emails')),
+    sa.UniqueConstraint('dedupe_key', name=op.f('uq_inbound_emails_dedupe_key'))
+    )
+    with op.batch_alter_table('inbound_emails', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_inbound_emails_conversation_id'), ['conversation_id'], unique=False)
+        batch_op.create_index('ix_inbound_emails_status_received', ['status', 'received_at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_inbound_emails_stored_message_id'), ['stored_message_id'], unique=False)
+
+    op.create_table('outbound_emails',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('stored_message_id', sa.Integer(), nullable=False),
+    sa.Column('conversation_id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=20), nullable=False),
+    sa.Column('to_address', sa.String(length=254), nullable=False),
+    sa.Column('to_name', sa.String(length=200), nullable=True),
+    sa.Column('subject', sa.String(length=300), nullable=False),
+    sa.Column('message_id_header', sa.String(length=500), nullable=False),
+    sa.Column('in_reply_to', sa.String(length=500), nullable=True),
+    sa.Column('references', sa.Text(), nullable=True),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('last_error', sa.Text(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('sent_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_outbound_emails_conversation_id_conversations')),
+    sa.ForeignKeyConstraint(['stored_message_id'], ['messages.id'], name=op.f('fk_outbound_emails_stored_message_id_messages')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_outbound_emails')),
+    sa.UniqueConstraint('message_id_header', name=op.f('uq_outbound_emails_message_id_header')),
+    sa.UniqueConstraint('stored_message_id', name=op.f('uq_outbound_emails_stored_message_id'))
+    )
+    with op.batch_alter_table('outbound_emails', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_outbound_emails_conversation_id'), ['conversation_id'], unique=False)
+        batch_op.create_index('ix_outbound_emails_to_kind_created', ['to_address', 'kind', 'created_at'], unique=False)
+
     # ### end Alembic commands ###
 
 
 def downgrade():
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table('outbound_emails', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbound_emails_to_kind_created')
+        batch_op.drop_index(batch_op.f('ix_outbound_emails_conversation_id'))
+
+    op.drop_table('outbound_emails')
+    with op.batch_alter_table('inbound_emails', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_inbound_emails_stored_message_id'))
+        batch_op.drop_index('ix_inbound_emails_status_received')
+        batch_op.drop_index(batch_op.f('ix_inbound_emails_conversation_id'))
+
+    op.drop_table('inbound_emails')
     with op.batch_alter_table('attachments', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_attachments_message_id'))
         batch_op.drop_index(batch_op.f('ix_attachments_case_id'))
@@ -391,6 +488,10 @@ def downgrade():
         batch_op.drop_index('ix_contacts_case_id')
 
     op.drop_table('contacts')
+    with op.batch_alter_table('open311_requests', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_open311_requests_case_id'))
+
+    op.drop_table('open311_requests')
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.drop_index('ix_conversations_queue_status')
         batch_op.drop_index(batch_op.f('ix_conversations_queue_id'))
@@ -411,6 +512,7 @@ def downgrade():
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_sla_due')
         batch_op.drop_index('ix_cases_service_status')
+        batch_op.drop_index('ix_cases_service_sla')
         batch_op.drop_index('ix_cases_customer_id')
         batch_op.drop_index(batch_op.f('ix_cases_assignee_id'))
 

@@ -1,0 +1,117 @@
+"""SLA targets in working hours: Monday to Friday office hours, England's bank holidays excluded.
+
+Bank holidays come from the `holidays` package (GB, subdivision England), never a typed list.
+The office day and the targets are settings, so a council with other hours changes config only:
+CASE_WORKDAY_START / CASE_WORKDAY_END (hour, local time), CASE_TIMEZONE,
+CASE_FIRST_RESPONSE_HOURS (working hours to the first public update) and
+CASE_SLA_AT_RISK_HOURS (working hours left when a case counts as at risk).
+"""
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+import holidays
+from flask import current_app
+
+DEFAULTS = {
+    "CASE_TIMEZONE": "Europe/London",
+    "CASE_WORKDAY_START": 9,
+    "CASE_WORKDAY_END": 17,
+    "CASE_FIRST_RESPONSE_HOURS": 8,
+    "CASE_SLA_AT_RISK_HOURS": 8,
+    "CASE_HOLIDAY_SUBDIVISION": "ENG",
+}
+
+
+def setting(name: str):
+    """Read an SLA setting from the app config, falling back to the defaults above."""
+    return current_app.config.get(name, DEFAULTS[name])
+
+
+@lru_cache(maxsize=8)
+def _bank_holidays(subdivision: str, year: int) -> frozenset:
+    return frozenset(holidays.country_holidays("GB", subdiv=subdivision, years=[year]).keys())
+
+
+def is_bank_holiday(day: date, subdivision: Optional[str] = None) -> bool:
+    """Say whether the day is a bank holiday in the configured part of the UK."""
+    return day in _bank_holidays(subdivision or setting("CASE_HOLIDAY_SUBDIVISION"), day.year)
+
+
+def is_working_day(day: date) -> bool:
+    """Say whether the office is open on this day (a weekday that is not a bank holiday)."""
+    return day.weekday() < 5 and not is_bank_holiday(day)
+
+
+class WorkingCalendar:
+    """Office hours in a time zone; adds working hours to an instant."""
+
+    def __init__(self, tz: str, start_hour: int, end_hour: int):
+        if not 0 <= start_hour < end_hour <= 24:
+            raise ValueError("the working day must start before it ends")
+        self.tz = ZoneInfo(tz)
+        self.start = time(start_hour)
+        self.end_hour = end_hour
+
+    @classmethod
+    def from_config(cls) -> "WorkingCalendar":
+        """Build the calendar from the app's settings."""
+        return cls(setting("CASE_TIMEZONE"), int(setting("CASE_WORKDAY_START")),
+                   int(setting("CASE_WORKDAY_END")))
+
+    def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
+        # Built from local wall time, so a clock-change day keeps its office hours.
+        opens = datetime.combine(day, self.start, self.tz)
+        if self.end_hour == 24:
+            return opens, datetime.combine(day + timedelta(days=1), time(0), self.tz)
+        return opens, datetime.combine(day, time(self.end_hour), self.tz)
+
+    def add_working_hours(self, start: datetime, hours: float) -> datetime:
+        """Return the instant `hours` of office time after `start` (aware UTC in and out)."""
+        if start.tzinfo is None:
+            raise ValueError("start must be an aware datetime")
+        remaining = timedelta(hours=hours)
+        local = start.astimezone(self.tz)
+        day = local.date()
+        cursor = local
+        while True:
+            if is_working_day(day):
+                opens, closes = self._day_bounds(day)
+                begin = max(cursor, opens)
+                if begin < closes:
+                    available = closes - begin
+                    if remaining <= available:
+                        return (begin + remaining).astimezone(timezone.utc)
+                    remaining -= available
+            day += timedelta(days=1)
+            cursor = datetime.combine(day, time(0), self.tz)
+
+    def working_hours_between(self, start: datetime, end: datetime) -> float:
+        """Return the office hours from `start` to `end` (negative when end is earlier)."""
+        if end < start:
+            return -self.working_hours_between(end, start)
+        total = timedelta(0)
+        local_start, local_end = start.astimezone(self.tz), end.astimezone(self.tz)
+        day = local_start.date()
+        while day <= local_end.date():
+            if is_working_day(day):
+                opens, closes = self._day_bounds(day)
+                begin, finish = max(opens, local_start), min(closes, local_end)
+                if finish > begin:
+                    total += finish - begin
+            day += timedelta(days=1)
+        return total.total_seconds() / 3600
+
+
+def targets(raised_at: datetime, resolution_hours: int) -> tuple[datetime, datetime]:
+    """Return (first response due, resolution due) for a case raised at `raised_at`."""
+    calendar = WorkingCalendar.from_config()
+    first_hours = min(float(setting("CASE_FIRST_RESPONSE_HOURS")), float(resolution_hours))
+    return (calendar.add_working_hours(raised_at, first_hours),
+            calendar.add_working_hours(raised_at, resolution_hours))
+
+
+def at_risk_threshold(now: datetime) -> datetime:
+    """Return the instant before which a due time counts as at risk (margin of working hours)."""
+    return WorkingCalendar.from_config().add_working_hours(now, float(setting("CASE_SLA_AT_RISK_HOURS")))

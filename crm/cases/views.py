@@ -1,0 +1,354 @@
+"""Console pages for cases: the service work list, the case page, raising a case, routing-rule admin."""
+from decimal import Decimal
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..audit import audit
+from ..auth.access import roles_required
+from ..customers.identity import live_customer
+from ..customers.timeline import record_contact
+from ..errors import DomainError
+from ..extensions import db
+from ..navigation import add_nav_item
+from ..models import Case, Category, Contact, Customer, Queue, RoutingRule, Service, User
+from . import lifecycle
+from . import service as cases
+from .forms import (
+    STATUS_CHOICES, AssignForm, AttachForm, DeleteForm, MergeCaseForm, NewCaseForm, NoteForm, PublicUpdateForm,
+    RerouteForm, RoutingRuleForm, SplitForm, StatusForm,
+)
+from .queries import active_services, can_work, check_view, work_list
+
+bp = Blueprint("cases", __name__)
+WORK_ROLES = ("service_officer", "supervisor")
+RAISERS = ("agent", "supervisor", "service_officer")
+add_nav_item("Cases", "cases.work_list_page", *WORK_ROLES)
+add_nav_item("Routing rules", "cases.routing_rules", "admin")
+
+
+@bp.route("/cases")
+@roles_required(*WORK_ROLES)
+def work_list_page():
+    """A service's work list: filter by status, SLA at risk, assigned to me."""
+    services = active_services()
+    code = request.args.get("service") or (current_user.service.code if current_user.service else "")
+    service = next((s for s in services if s.code == code), None)
+    status = request.args.get("status") or None
+    if status not in dict(STATUS_CHOICES):
+        status = None
+    at_risk, mine = request.args.get("at_risk") == "1", request.args.get("mine") == "1"
+    page = request.args.get("page", 1, type=int) or 1
+    items, has_next = work_list(service.id if service else None, status=status, at_risk=at_risk,
+                                assignee_id=current_user.id if mine else None, page=max(1, min(page, 10000)))
+    items = [c for c in items if not c.service.sensitive or current_user.has_role("supervisor")
+             or current_user.service_id == c.service_id]
+    return render_template("cases/work_list.html", items=items, services=services, service=service,
+                           status=status, at_risk=at_risk, mine=mine, page=page, has_next=has_next,
+                           status_choices=STATUS_CHOICES, labels=lifecycle.STATUS_LABELS)
+
+
+def _case_or_404(reference):
+    try:
+        case = cases.get_case(reference)
+    except DomainError:
+        abort(404)
+    check_view(current_user, case)
+    return case
+
+
+def _render_case(case, status=200, **forms):
+    status_form = forms.get("status_form") or StatusForm()
+    status_form.status.choices = [(s, lifecycle.STATUS_LABELS[s]) for s in lifecycle.allowed_next(case)]
+    assign_form = forms.get("assign_form") or AssignForm()
+    officers = db.session.scalars(select(User).where(User.active.is_(True), (
+        (User.role == "service_officer") & (User.service_id == case.service_id)) | User.role.in_(("supervisor",)))
+        .order_by(User.name)).all()
+    assign_form.assignee_id.choices = [(0, f"{case.service.name} team")] + [(u.id, u.name) for u in officers]
+    assign_form.assignee_id.data = case.assignee_id or 0
+    reroute_form = forms.get("reroute_form") or RerouteForm()
+    reroute_form.service.choices = [(s.code, s.name) for s in active_services() if s.id != case.service_id]
+    contacts = db.session.scalars(select(Contact).where(Contact.case_id == case.id).order_by(Contact.occurred_at)).all()
+    db.session.commit()  # the audit entry of a sensitive read
+    return render_template(
+        "cases/case.html", case=case, labels=lifecycle.STATUS_LABELS, can_work=can_work(current_user, case),
+        status_form=status_form, assign_form=assign_form, reroute_form=reroute_form,
+        note_form=forms.get("note_form") or NoteForm(), update_form=forms.get("update_form") or PublicUpdateForm(),
+        merge_form=forms.get("merge_form") or MergeCaseForm(), split_form=SplitForm(), contacts=contacts,
+        merged_into=db.session.get(Case, case.merged_into_id) if case.merged_into_id else None,
+    ), status
+
+
+@bp.route("/cases/<reference>")
+@roles_required()
+def case_page(reference):
+    """Work a case: its details, history, and the actions the user may take."""
+    return _render_case(_case_or_404(reference))
+
+
+def _act(reference, form_name, form_class, action, done_message, needs_work=True):
+    """Validate a case-page form, run the action, commit, and come back to the case page."""
+    case = _case_or_404(reference)
+    if needs_work and not can_work(current_user, case):
+        abort(403)
+    form = form_class()
+    if not form.validate_on_submit():
+        flash("Nothing was changed: check the form.", "error")
+        return _render_case(case, 400, **{form_name: form})
+    try:
+        action(case, form)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return _render_case(db.session.get(Case, case.id), error.status)
+    flash(done_message, "success")
+    return redirect(url_for("cases.case_page", reference=case.reference))
+
+
+@bp.route("/cases/<reference>/status", methods=["POST"])
+@roles_required(*WORK_ROLES)
+def change_status(reference):
+    """Move the case along its lifecycle."""
+    return _act(reference, "status_form", StatusForm,
+                lambda case, f: cases.change_status(case, f.status.data, current_user, reason=f.reason.data or None),
+                "Status changed.")
+
+
+@bp.route("/cases/<reference>/assign", methods=["POST"])
+@roles_required(*WORK_ROLES)
+def assign(reference):
+    """Give the case to an officer, or back to the team."""
+    def run(case, form):
+        user = db.session.get(User, form.assignee_id.data) if form.assignee_id.data else None
+        if form.assignee_id.data and user is None:
+            raise DomainError("No such officer", {"assignee": ["unknown user"]})
+        cases.assign_case(case, user, current_user)
+    return _act(reference, "assign_form", AssignForm, run, "Assignment saved.")
+
+
+@bp.route("/cases/<reference>/reroute", methods=["POST"])
+@roles_required(*WORK_ROLES)
+def reroute(reference):
+    """Send the case to another service."""
+    return _act(reference, "reroute_form", RerouteForm,
+                lambda case, f: cases.reroute_case(case, f.service.data, current_user, reason=f.reason.data),
+                "Case re-routed; the new service has been told.")
+
+
+@bp.route("/cases/<reference>/notes", methods=["POST"])
+@roles_required(*RAISERS)
+def add_note(reference):
+    """Add an internal note (any staff who may read the case)."""
+    return _act(reference, "note_form", NoteForm,
+                lambda case, f: cases.add_note(case, f.body.data, current_user), "Note added.", needs_work=False)
+
+
+@bp.route("/cases/<reference>/updates", methods=["POST"])
+@roles_required(*WORK_ROLES)
+def public_update(reference):
+    """Post a public update; the resident is emailed when they gave an address."""
+    return _act(reference, "update_form", PublicUpdateForm,
+                lambda case, f: cases.post_public_update(case, f.body.data, current_user),
+                "Update posted to the resident.")
+
+
+@bp.route("/cases/<reference>/merge", methods=["POST"])
+@roles_required(*WORK_ROLES)
+def merge(reference):
+    """Merge this duplicate into another case."""
+    def run(case, form):
+        target = cases.get_case(form.into.data)
+        check_view(current_user, target)
+        if not can_work(current_user, target):
+            abort(403)
+        cases.merge_cases(case, target, current_user, form.reason.data or None)
+    return _act(reference, "merge_form", MergeCaseForm, run, "Merged; this case now points to the one kept.")
+
+
+@bp.route("/cases/<reference>/split", methods=["POST"])
+@roles_required(*WORK_ROLES)
+def split(reference):
+    """Take a contact off this case into a new case."""
+    case = _case_or_404(reference)
+    if not can_work(current_user, case):
+        abort(403)
+    form = SplitForm()
+    contact = db.session.get(Contact, request.form.get("contact_id", type=int) or 0)
+    if not form.validate_on_submit() or contact is None:
+        flash("Choose a contact on this case to split off.", "error")
+        return _render_case(case, 400)
+    try:
+        new_case = cases.split_contact(case, contact, current_user)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return _render_case(db.session.get(Case, case.id), error.status)
+    flash(f"Contact split off into {new_case.reference}.", "success")
+    return redirect(url_for("cases.case_page", reference=new_case.reference))
+
+
+def _category_choices():
+    categories = db.session.scalars(select(Category).join(Service).where(
+        Category.active.is_(True), Service.active.is_(True)).order_by(Service.name, Category.name)).all()
+    return [(c.code, f"{c.service.name}: {c.name}") for c in categories]
+
+
+def _float(value):
+    return float(value) if isinstance(value, Decimal) else value
+
+
+@bp.route("/customers/<int:customer_id>/cases/new", methods=["GET", "POST"])
+@roles_required(*RAISERS)
+def new_case(customer_id):
+    """Raise a case for a customer, first offering open cases of the same problem nearby."""
+    customer = live_customer(db.session.get(Customer, customer_id))
+    if customer is None:
+        abort(404)
+    form = NewCaseForm()
+    form.category.choices = _category_choices()
+    suggestions = []
+    if form.validate_on_submit():
+        lat, lon = _float(form.latitude.data), _float(form.longitude.data)
+        if not form.raise_anyway.data:
+            suggestions = cases.nearby_open_cases(form.category.data, latitude=lat, longitude=lon,
+                                                  address=form.location_address.data)
+        if not suggestions:
+            try:
+                contact = record_contact(customer, "phone", summary=form.title.data, notes=form.description.data,
+                                         category=form.category.data, outcome="case_raised", agent=current_user)
+                case = cases.open_case(customer, None, form.category.data, form.title.data, form.description.data,
+                                       priority=form.priority.data or None, actor=current_user, contact=contact,
+                                       location_address=form.location_address.data or None,
+                                       latitude=lat, longitude=lon)
+                db.session.commit()
+            except DomainError as error:
+                db.session.rollback()
+                flash(error.message, "error")
+                return render_template("cases/new_case.html", form=form, customer=customer, suggestions=[],
+                                       attach_form=AttachForm()), error.status
+            flash(f"Case {case.reference} raised with {case.service.name}.", "success")
+            return redirect(url_for("cases.case_page", reference=case.reference))
+    status = 400 if form.errors else 200
+    return render_template("cases/new_case.html", form=form, customer=customer, suggestions=suggestions,
+                           attach_form=AttachForm()), status
+
+
+@bp.route("/customers/<int:customer_id>/cases/attach", methods=["POST"])
+@roles_required(*RAISERS)
+def attach(customer_id):
+    """Record the caller's report on an existing case instead of raising a duplicate."""
+    customer = live_customer(db.session.get(Customer, customer_id))
+    form = AttachForm()
+    if customer is None:
+        abort(404)
+    if not form.validate_on_submit():
+        abort(400)
+    case = _case_or_404(form.reference.data)
+    try:
+        contact = record_contact(customer, "phone", summary=f"Reported the same problem as {case.reference}",
+                                 notes=form.notes.data or None, category=form.category.data or case.category,
+                                 outcome="case_raised", agent=current_user)
+        cases.attach_contact(case, contact, current_user)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return redirect(url_for("cases.new_case", customer_id=customer.id))
+    flash(f"Added to {case.reference}; no duplicate raised.", "success")
+    return redirect(url_for("console.customer", customer_id=customer.id))
+
+
+# Routing rules (admins)
+
+def _rule_form(rule=None):
+    form = RoutingRuleForm(obj=rule)
+    form.category_code.choices = _category_choices()
+    services = db.session.scalars(select(Service).order_by(Service.name)).all()
+    form.service_id.choices = [(s.id, s.name) for s in services]
+    queues = db.session.scalars(select(Queue).where(Queue.channel == "cases").order_by(Queue.name)).all()
+    form.queue_id.choices = [(0, "The service's case queue")] + [(q.id, q.name) for q in queues]
+    if rule is not None and not form.is_submitted():
+        form.queue_id.data = rule.queue_id or 0
+    return form
+
+
+def _save_rule(rule, form):
+    queue = db.session.get(Queue, form.queue_id.data) if form.queue_id.data else None
+    if queue is not None and queue.service_id != form.service_id.data:
+        form.queue_id.errors = list(form.queue_id.errors) + ["that queue belongs to another service"]
+        return False
+    rule.position = form.position.data or 0
+    rule.category_code = form.category_code.data
+    rule.keywords = ", ".join(k.strip() for k in (form.keywords.data or "").split(",") if k.strip()) or None
+    rule.service_id = form.service_id.data
+    rule.queue_id = queue.id if queue else None
+    rule.priority = form.priority.data
+    rule.sla_hours = form.sla_hours.data
+    rule.active = form.active.data
+    return True
+
+
+@bp.route("/admin/routing-rules", methods=["GET", "POST"])
+@roles_required("admin")
+def routing_rules():
+    """List routing rules and add one."""
+    form = _rule_form()
+    status = 200
+    if form.validate_on_submit():
+        rule = RoutingRule()
+        if _save_rule(rule, form):
+            db.session.add(rule)
+            db.session.flush()
+            audit(current_user, "routing_rule.create", "routing_rule", rule.id, category=rule.category_code,
+                  service_id=rule.service_id)
+            db.session.commit()
+            flash("Routing rule added.", "success")
+            return redirect(url_for("cases.routing_rules"))
+        status = 400
+    elif form.errors:
+        status = 400
+    rules = db.session.scalars(select(RoutingRule).order_by(RoutingRule.category_code, RoutingRule.position,
+                                                            RoutingRule.id)).all()
+    return render_template("cases/routing_rules.html", rules=rules, form=form, delete_form=DeleteForm()), status
+
+
+@bp.route("/admin/routing-rules/<int:rule_id>", methods=["GET", "POST"])
+@roles_required("admin")
+def routing_rule(rule_id):
+    """Edit a routing rule."""
+    rule = db.session.get(RoutingRule, rule_id)
+    if rule is None:
+        abort(404)
+    form = _rule_form(rule)
+    status = 200
+    if form.validate_on_submit():
+        if _save_rule(rule, form):
+            audit(current_user, "routing_rule.update", "routing_rule", rule.id, category=rule.category_code,
+                  service_id=rule.service_id, keywords=rule.keywords, sla_hours=rule.sla_hours)
+            db.session.commit()
+            flash("Routing rule saved.", "success")
+            return redirect(url_for("cases.routing_rules"))
+        status = 400
+    elif form.errors:
+        status = 400
+    return render_template("cases/routing_rule.html", rule=rule, form=form), status
+
+
+@bp.route("/admin/routing-rules/<int:rule_id>/delete", methods=["POST"])
+@roles_required("admin")
+def delete_routing_rule(rule_id):
+    """Delete a routing rule (cases already routed keep their service)."""
+    rule = db.session.get(RoutingRule, rule_id)
+    if rule is None:
+        abort(404)
+    if not DeleteForm().validate_on_submit():
+        abort(400)
+    audit(current_user, "routing_rule.delete", "routing_rule", rule.id, category=rule.category_code,
+          service_id=rule.service_id)
+    db.session.delete(rule)
+    db.session.commit()
+    flash("Routing rule deleted.", "success")
+    return redirect(url_for("cases.routing_rules"))
