@@ -487,8 +487,27 @@ def schema_drift(engine) -> list:
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"include_object": ours})
         diffs = compare_metadata(context, db.metadata)
+        diffs += _partial_index_drift(conn, engine.dialect.name)
     # SQLite reports some types loosely; columns, indexes and constraints are what matter here.
     return [d for d in diffs if not (isinstance(d, list) or (isinstance(d, tuple) and d[0] == "modify_type"))]
+
+
+def _partial_index_drift(conn, dialect: str) -> list:
+    """Return indexes that are partial in the models but not in the database, or the reverse
+    (Alembic's comparison does not look at an index's WHERE clause)."""
+    from crm.extensions import db
+
+    option = f"{dialect}_where"
+    inspector = inspect(conn)
+    drift = []
+    for name in BENCH_TABLES:
+        reflected = {ix["name"]: ix.get("dialect_options", {}).get(option) is not None
+                     for ix in inspector.get_indexes(name)}
+        for index in db.metadata.tables[name].indexes:
+            wanted = index.dialect_options[dialect]["where"] is not None
+            if index.name in reflected and reflected[index.name] != wanted:
+                drift.append(("partial_index", name, index.name))
+    return drift
 
 
 def _write_manifest(engine, info: BuildInfo) -> None:

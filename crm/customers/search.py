@@ -12,6 +12,7 @@ from .identity import (
 CASE_REFERENCE_RE = re.compile(r"^\s*CAS-?(\d{1,9})\s*$", re.IGNORECASE)
 OUTWARD_CODE_RE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?(\s*[0-9][A-Z]?)?$")
 HIGH = "\uffff"  # upper bound of a prefix range on an indexed text column
+RARITY_PROBE = 1000  # name terms counted per word to tell a rare word from a common one
 
 
 def search_customers(query: str, limit: int = 25) -> list[Customer]:
@@ -76,11 +77,23 @@ def _by_postcode(key: str, exact: bool, limit: int) -> list[Customer]:
     return _live(rows)[:limit]
 
 
+def _term_count(prefix: str, cap: int) -> int:
+    """Count name terms starting with prefix, stopping at cap (a short index-only range)."""
+    matching = (select(CustomerNameTerm.customer_id)
+                .where(CustomerNameTerm.term >= prefix, CustomerNameTerm.term < prefix + HIGH)
+                .limit(cap).subquery())
+    return db.session.scalar(select(func.count()).select_from(matching))
+
+
 def _by_name(q: str, limit: int) -> list[Customer]:
     """Every word of the query must start a word of the name ("jo smi" finds John Smith)."""
     words = sorted(name_terms(q), key=len, reverse=True)
     if not words:
         return []
+    if len(words) > 1:
+        # Walk the rarest word's range and check the others per customer: "harry dow" reads
+        # the few hundred "dow…" entries, not the thousands of "harry…" ones.
+        words.sort(key=lambda word: _term_count(word, RARITY_PROBE))
     driver, others = words[0], words[1:]
     stmt = (
         select(Customer)

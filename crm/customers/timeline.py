@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Optional
 
-from sqlalchemy import select, or_, and_
+from sqlalchemy import and_, or_, select, true
 
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -88,17 +88,20 @@ class Cursor:
 
 
 def _after_cursor(model, kind: str, cursor: Optional[Cursor]):
-    """Condition: rows of this kind that sort after the cursor (newest first)."""
+    """Condition: rows of this kind that sort after the cursor (newest first).
+
+    Always a range on occurred_at (plus a tie-break filter), so the (customer_id, occurred_at,
+    id) index starts at the cursor however deep it is; an OR of "older" and "same time, lower
+    id" makes both databases walk every newer entry first (see bench/README.md).
+    """
     if cursor is None:
-        return True
-    same_time = model.occurred_at == cursor.occurred_at
+        return true()
+    at = cursor.occurred_at
     if KIND_RANK[kind] < KIND_RANK[cursor.kind]:
-        tie = same_time
-    elif KIND_RANK[kind] > KIND_RANK[cursor.kind]:
-        tie = False
-    else:
-        tie = and_(same_time, model.id < cursor.id)
-    return or_(model.occurred_at < cursor.occurred_at, tie)
+        return model.occurred_at <= at  # at the same time this kind sorts after the cursor's
+    if KIND_RANK[kind] > KIND_RANK[cursor.kind]:
+        return model.occurred_at < at
+    return and_(model.occurred_at <= at, or_(model.occurred_at < at, model.id < cursor.id))
 
 
 def timeline_page(customer_id: int, limit: int = 20, before: Optional[str] = None):

@@ -2,7 +2,7 @@
 from datetime import datetime
 from typing import Optional
 
-from sqlalchemy import ForeignKey, String, Boolean, Text, UniqueConstraint, Index
+from sqlalchemy import ForeignKey, String, Boolean, Text, UniqueConstraint, Index, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -19,7 +19,7 @@ class Customer(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
     # Set when this record was merged into another; searches skip it, links follow it.
-    merged_into_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customers.id"), index=True)
+    merged_into_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customers.id"))
     # Sensitive: shown only to roles that need it, every view audited.
     vulnerability_notes: Mapped[Optional[str]] = mapped_column(Text)
     preferred_channel: Mapped[Optional[str]] = mapped_column(String(20))
@@ -31,6 +31,15 @@ class Customer(db.Model):
     )
     addresses = relationship("Address", back_populates="customer", order_by="Address.id")
     name_terms = relationship("CustomerNameTerm", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        # Only merged records are indexed: "who was merged into X" stays a look-up, and SQLite
+        # (which keeps no statistics) cannot mistake `merged_into_id IS NULL`, true of almost
+        # every customer, for a selective index and walk all customers in a search.
+        Index("ix_customers_merged_into_id", "merged_into_id",
+              sqlite_where=text("merged_into_id IS NOT NULL"),
+              postgresql_where=text("merged_into_id IS NOT NULL")),
+    )
 
     def identity_values(self, kind: str) -> list[str]:
         """Return this customer's normalised values of one identity kind."""

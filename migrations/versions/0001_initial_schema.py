@@ -30,7 +30,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_customers'))
     )
     with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_customers_merged_into_id'), ['merged_into_id'], unique=False)
+        batch_op.create_index('ix_customers_merged_into_id', ['merged_into_id'], unique=False, sqlite_where=sa.text('merged_into_id IS NOT NULL'), postgresql_where=sa.text('merged_into_id IS NOT NULL'))
 
     op.create_table('services',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -553,7 +553,7 @@ def downgrade():
     op.drop_table('addresses')
     op.drop_table('services')
     with op.batch_alter_table('customers', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_customers_merged_into_id'))
+        batch_op.drop_index('ix_customers_merged_into_id', sqlite_where=sa.text('merged_into_id IS NOT NULL'), postgresql_where=sa.text('merged_into_id IS NOT NULL'))
 
     op.drop_table('customers')
     # ### end Alembic commands ###
