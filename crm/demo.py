@@ -6,7 +6,8 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from .auth.accounts import create_user
-from .cases.service import add_event, open_case
+from .cases.service import add_event, mark_sla_states, open_case
+from .cases.sla import targets as sla_targets
 from .customers.identity import add_address, add_identity, set_name
 from .customers.timeline import record_contact
 from .extensions import db
@@ -177,6 +178,8 @@ def seed_customers(count: int, rng: random.Random, progress=sys.stderr):
                 for event in case.events:
                     event.occurred_at = started
                 case.created_at = started
+                # Targets from when the case was (notionally) raised, not from seeding time.
+                case.first_response_due_at, case.sla_due_at = sla_targets(started, case.sla_hours)
                 if rng.random() < 0.6:
                     case.status = "resolved"
                     case.resolved_at = started + timedelta(days=rng.randint(1, 10))
@@ -195,4 +198,5 @@ def seed_demo(password: str, customers: int = 300, seed: int = 2026):
     seed_services()
     seed_staff(password)
     seed_customers(customers, rng)
+    mark_sla_states()  # flag the demo's overdue and at-risk cases as the SLA job would
     db.session.commit()

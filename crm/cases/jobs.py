@@ -2,7 +2,8 @@
 import logging
 
 from ..extensions import db
-from ..jobs import crontab, periodic_job
+from ..jobs import crontab, job, periodic_job
+from .notify import case_routed, notify_new_owner
 from .service import close_resolved_after_window, mark_sla_states
 
 log = logging.getLogger(__name__)
@@ -22,3 +23,16 @@ def sweep_cases() -> dict:
 def case_sla_sweep():
     """Run the SLA sweep on the worker's schedule."""
     return sweep_cases()
+
+
+@job(retries=3, retry_delay=60)
+def notify_owner_job(case_id: int, rerouted: bool):
+    """Tell a case's new owner by email, retried while the mail relay is away."""
+    return notify_new_owner(case_id, rerouted)
+
+
+@case_routed.connect
+def _queue_owner_notification(sender, case_id, assignee_id=None, rerouted=False, **payload):
+    """After commit: a re-routed case tells its new service, an assigned one its officer."""
+    if rerouted or assignee_id is not None:
+        notify_owner_job(case_id, rerouted)

@@ -30,3 +30,50 @@ def notify_customer_of_update(case, event) -> bool:
     body = (f"Dear {customer.name},\n\n{event.body}\n\n"
             f"Your case reference is {case.reference}. Quote it if you contact us about this.\n")
     return send_to_customer(customer, subject, body, case=case) is not None
+
+
+def owner_address(case):
+    """Return (name, email) of whoever now owns the case: the assignee, else the service's team mailbox."""
+    if case.assignee is not None:
+        return case.assignee.name, case.assignee.email
+    return f"{case.service.name} team", case.service.email_address
+
+
+def owner_message(case, rerouted: bool):
+    """Compose the note that tells a case's new owner it has come to them."""
+    from email.message import EmailMessage
+    from email.headerregistry import Address
+
+    from flask import current_app, url_for
+
+    name, address = owner_address(case)
+    verb = "re-routed" if rerouted else "assigned"
+    mime = EmailMessage()
+    mime["From"] = current_app.config["CRM_MAIL_FROM"]
+    mime["To"] = Address(name, addr_spec=address)
+    mime["Subject"] = f"Case {case.reference} {verb} to you: {case.title}"[:300]
+    mime["Auto-Submitted"] = "auto-generated"
+    with current_app.test_request_context(base_url=current_app.config.get("CRM_BASE_URL") or "http://localhost"):
+        link = url_for("cases.case_page", reference=case.reference, _external=True)
+    due = f"{case.sla_due_at:%d %b %Y %H:%M} UTC" if case.sla_due_at else "no target"
+    mime.set_content(f"{name},\n\nCase {case.reference} ({case.category.replace('_', ' ')}, priority "
+                     f"{case.priority}) has been {verb} to you. Resolution due: {due}.\n\n{link}\n")
+    return mime, address
+
+
+def notify_new_owner(case_id: int, rerouted: bool) -> bool:
+    """Email the case's owner (officer or team mailbox) that it is now theirs; say whether mail went."""
+    from ..extensions import db
+    from ..models import Case
+
+    case = db.session.get(Case, case_id)
+    if case is None:
+        return False
+    mime, address = owner_message(case, rerouted)
+    if not address:
+        log.info("case %s has no owner address to notify", case.reference)
+        return False
+    from ..channels import email as email_channel  # noqa: PLC0415
+
+    email_channel.smtp_send(mime, mime["From"], [address])
+    return True

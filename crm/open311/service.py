@@ -89,7 +89,8 @@ def attributes_for(category: Category) -> list[Attribute]:
     attributes = []
     for field in (form.fields if form else None) or []:
         name, kind = field.get("name"), field.get("type", "text")
-        if not name or name in CORE_FIELD_NAMES or kind not in FORM_TYPE_TO_DATATYPE:
+        # The location question and uploads travel in Open311's own parameters.
+        if not name or name in CORE_FIELD_NAMES or field.get("location") or kind not in FORM_TYPE_TO_DATATYPE:
             continue
         options = field.get("options") or []
         values = [{"key": o.get("value", o.get("key")), "name": o.get("label", o.get("name"))}

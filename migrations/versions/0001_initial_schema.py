@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:43:16.122629
+Create Date: 2026-11-26 08:53:41.635304
 
 """
 from alembic import op
