@@ -11,7 +11,7 @@ from ..extensions import db
 from ..models import Contact, Customer, User
 from . import service as cases
 from .queries import (
-    active_services, can_work, check_view, serialise_case, serialise_summary, work_list,
+    active_services, can_work, check_view, hidden_services, serialise_case, serialise_summary, work_list,
 )
 from .schemas import (
     AttachIn, CaseListArgs, CaseListOut, CaseOut, CasePatch, MergeCaseIn, NearbyArgs, NewCaseIn,
@@ -65,10 +65,9 @@ def list_cases(args):
     items, has_next = work_list(
         service_id, status=args["status"], at_risk=args["at_risk"],
         assignee_id=current_user.id if args["assigned"] == "me" else None,
-        unassigned=args["assigned"] == "nobody", page=args["page"], per_page=args["per_page"])
-    visible = [c for c in items if not c.service.sensitive or current_user.has_role("supervisor")
-               or current_user.service_id == c.service_id]
-    return {"items": [serialise_summary(c) for c in visible], "page": args["page"],
+        unassigned=args["assigned"] == "nobody", page=args["page"], per_page=args["per_page"],
+        hidden_service_ids=hidden_services(current_user))
+    return {"items": [serialise_summary(c) for c in items], "page": args["page"],
             "per_page": args["per_page"], "has_next": has_next}
 
 

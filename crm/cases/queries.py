@@ -36,9 +36,17 @@ def check_view(user: User, case: Case) -> None:
         audit(user, "case.view_sensitive", "case", case.id, reference=case.reference)
 
 
+def hidden_services(user: User) -> list[int]:
+    """Return the ids of sensitive services whose cases this user may not list."""
+    if user.has_role("supervisor"):
+        return []
+    return [s.id for s in db.session.scalars(select(Service).where(Service.sensitive.is_(True)))
+            if not (user.role == "service_officer" and user.service_id == s.id)]
+
+
 def work_list(service_id: Optional[int], *, status: Optional[str] = None, at_risk: bool = False,
               assignee_id: Optional[int] = None, unassigned: bool = False, page: int = 1,
-              per_page: int = 50, now=None) -> tuple[list[Case], bool]:
+              per_page: int = 50, hidden_service_ids=(), now=None) -> tuple[list[Case], bool]:
     """Return one page of a service's cases, most urgent SLA first, and whether more follow.
 
     No status means all open work. Paging looks one row ahead rather than counting, so a
@@ -47,6 +55,8 @@ def work_list(service_id: Optional[int], *, status: Optional[str] = None, at_ris
     query = select(Case).where(Case.merged_into_id.is_(None))
     if service_id is not None:
         query = query.where(Case.service_id == service_id)
+    if hidden_service_ids:
+        query = query.where(Case.service_id.notin_(hidden_service_ids))
     if status in (None, "open_all"):
         query = query.where(Case.status.in_(lifecycle.OPEN_STATUSES))
     else:

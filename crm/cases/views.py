@@ -19,7 +19,7 @@ from .forms import (
     STATUS_CHOICES, AssignForm, AttachForm, DeleteForm, MergeCaseForm, NewCaseForm, NoteForm, PublicUpdateForm,
     RerouteForm, RoutingRuleForm, SplitForm, StatusForm,
 )
-from .queries import active_services, can_work, check_view, work_list
+from .queries import active_services, can_work, check_view, hidden_services, work_list
 
 bp = Blueprint("cases", __name__)
 WORK_ROLES = ("service_officer", "supervisor")
@@ -41,9 +41,8 @@ def work_list_page():
     at_risk, mine = request.args.get("at_risk") == "1", request.args.get("mine") == "1"
     page = request.args.get("page", 1, type=int) or 1
     items, has_next = work_list(service.id if service else None, status=status, at_risk=at_risk,
-                                assignee_id=current_user.id if mine else None, page=max(1, min(page, 10000)))
-    items = [c for c in items if not c.service.sensitive or current_user.has_role("supervisor")
-             or current_user.service_id == c.service_id]
+                                assignee_id=current_user.id if mine else None, page=max(1, min(page, 10000)),
+                                hidden_service_ids=hidden_services(current_user))
     return render_template("cases/work_list.html", items=items, services=services, service=service,
                            status=status, at_risk=at_risk, mine=mine, page=page, has_next=has_next,
                            status_choices=STATUS_CHOICES, labels=lifecycle.STATUS_LABELS)

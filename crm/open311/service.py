@@ -184,10 +184,10 @@ def create_request(params: dict, attributes: dict, uploads: list, client) -> Ope
     customer = resolve_customer(name or None, email, phone) if (email or phone) else resolve_customer(
         name or "Open311 reporter", None, None)
     title = f"{category.name}: {address}" if address else category.name
-    extra = "".join(f"\n{k}: {v}" for k, v in attributes.items() if v not in (None, "", []))
+    extra = "\n".join(f"{k}: {v}" for k, v in attributes.items() if v not in (None, "", []))
     contact = record_contact(customer, "open311", summary=f"Open311: {category.name}",
                              notes=description or None, category=category.code, outcome="case_raised")
-    case = cases.open_case(customer, None, category.code, title, description + (f"\n{extra}" if extra else ""),
+    case = cases.open_case(customer, None, category.code, title, "\n\n".join(p for p in (description, extra) if p),
                            contact=contact, source_channel="open311", location_address=address,
                            latitude=lat, longitude=long)
     for filename, content_type, data in files:
@@ -296,3 +296,53 @@ def request_for_token(token: str) -> Open311Request:
     if found is None:
         raise Open311Error(404, f"token {token!r} not found")
     return found
+
+
+# mySociety's GeoReport extension (what FixMyStreet polls to fetch updates): our lifecycle
+# mapped onto its states.
+UPDATE_STATES = {"new": "OPEN", "open": "OPEN", "awaiting_customer": "OPEN", "in_progress": "IN_PROGRESS",
+                 "resolved": "FIXED", "closed": "CLOSED"}
+STATUS_EVENT_KINDS = ("status_changed", "reopened")
+
+
+def request_updates(start: Optional[datetime], end: Optional[datetime]) -> list[dict]:
+    """Return the updates of Open311-raised cases in a window: public updates and status changes.
+
+    Internal notes never appear; a status change shows its new state but not the officer's reason.
+    """
+    if start is None:
+        start = (end or utcnow()) - timedelta(days=1)
+    if end is not None and end < start:
+        raise Open311Error(400, "end_date is before start_date")
+    query = (select(CaseEvent, Case).join(Case, Case.id == CaseEvent.case_id)
+             .join(Open311Request, Open311Request.case_id == Case.id)
+             .where(CaseEvent.occurred_at >= start,
+                    (CaseEvent.public.is_(True)) | CaseEvent.kind.in_(STATUS_EVENT_KINDS + ("merged",))))
+    if end is not None:
+        query = query.where(CaseEvent.occurred_at <= end)
+    rows = db.session.execute(query.order_by(CaseEvent.occurred_at, CaseEvent.id).limit(MAX_REQUESTS_LISTED)).all()
+    updates = []
+    for event, case in rows:
+        if event.kind == "merged":
+            state = "DUPLICATE"
+        elif event.kind in STATUS_EVENT_KINDS:
+            state = UPDATE_STATES.get(event.to_value, "OPEN")
+        else:
+            state = UPDATE_STATES.get(_status_at(case, event), "OPEN")
+        updates.append({
+            "update_id": str(event.id),
+            "service_request_id": case.reference,
+            "status": state,
+            "updated_datetime": event.occurred_at.isoformat(),
+            "description": event.body if event.public else "",
+            "media_url": None,
+        })
+    return updates
+
+
+def _status_at(case: Case, event: CaseEvent) -> str:
+    """Return the status a case had when an event happened (the last status change before it)."""
+    last = db.session.scalar(select(CaseEvent.to_value).where(
+        CaseEvent.case_id == case.id, CaseEvent.kind.in_(STATUS_EVENT_KINDS), CaseEvent.id < event.id)
+        .order_by(CaseEvent.id.desc()).limit(1))
+    return last or "new"

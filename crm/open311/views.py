@@ -107,6 +107,13 @@ def http_error(error):
     return error_response(error.code or 500, error.description or error.name)
 
 
+@bp.errorhandler(Exception)
+def unexpected(error):
+    db.session.rollback()
+    log.exception("unhandled error on %s %s", request.method, request.path)
+    return error_response(500, "Something went wrong on our side")
+
+
 def check_jurisdiction():
     """Accept no jurisdiction_id, an empty one (older clients), or ours; refuse any other."""
     given = (request.values.get("jurisdiction_id") or "").strip()
@@ -143,13 +150,23 @@ def discovery(fmt):
 
 @bp.get("/<name>")
 def services_or_requests(name):
-    """services.{fmt} and requests.{fmt} (GET); anything else is a spec 404."""
+    """services.{fmt}, requests.{fmt} and servicerequestupdates.{fmt} (GET); anything else is a spec 404."""
     stem, fmt = split_format(name)
     if stem in ("services", "service"):
         return _services(fmt)
     if stem == "requests":
         return _list_requests(fmt)
+    if stem == "servicerequestupdates":
+        return _request_updates(fmt)
     raise Open311Error(404, f"{name} not found")
+
+
+def _request_updates(fmt):
+    """servicerequestupdates.{fmt}: mySociety's extension FixMyStreet polls for progress."""
+    check_jurisdiction()
+    updates = o311.request_updates(o311.parse_datetime("start_date", request.args.get("start_date")),
+                                   o311.parse_datetime("end_date", request.args.get("end_date")))
+    return respond(fmt, "service_request_updates", "request_update", updates)
 
 
 def _services(fmt):

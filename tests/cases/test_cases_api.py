@@ -231,3 +231,16 @@ def test_cookie_sessions_need_the_csrf_token(client, auth, world, make_user):
     allowed = client.patch(f"/api/v1/cases/{case.reference}", json={"note": "x"},
                            headers={"X-CSRFToken": auth.csrf()})
     assert allowed.status_code == 200
+
+
+def test_sensitive_cases_are_left_out_of_lists_for_those_who_may_not_see_them(client, world):
+    care_case = new_case(world, "adult_social_care", "care_assessment")
+    road_case = new_case(world)
+
+    def listed(role):
+        return {c["reference"] for c in client.get("/api/v1/cases", headers=world["headers"][role]).json["items"]}
+
+    assert listed("agent") == {road_case.reference}
+    assert listed("officer") == {road_case.reference}
+    assert listed("care_officer") == {care_case.reference}  # their own service by default
+    assert listed("supervisor") == {road_case.reference, care_case.reference}

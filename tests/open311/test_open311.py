@@ -260,3 +260,23 @@ def test_a_merged_duplicate_reports_the_kept_cases_progress(client, setup, db):
     db.session.commit()
     shown = client.get(f"/open311/v2/requests/{second}.json").json[0]
     assert shown["status"] == "open" and shown["status_notes"] == f"Merged into {first}. Inspector on site."
+
+
+def test_fixmystreet_fetches_updates_without_internal_notes(client, setup, db):
+    from crm.cases.service import add_note
+
+    request_id = xml(fms_post(client, setup["key"])).find("request").findtext("service_request_id")
+    case = get_case(request_id)
+    officer = setup["officer"]
+    change_status(case, "in_progress", officer, reason="Crew 4, internal")
+    add_note(case, "Internal: budget code 123", officer)
+    post_public_update(case, "Crew booked.", officer)
+    change_status(case, "resolved", officer)
+    db.session.commit()
+    doc = xml(client.get("/open311/v2/servicerequestupdates.xml?start_date=2000-01-01T00:00:00Z"))
+    updates = [(u.findtext("service_request_id"), u.findtext("status"), u.findtext("description") or "")
+               for u in doc.findall("request_update")]
+    assert updates == [(request_id, "IN_PROGRESS", ""), (request_id, "IN_PROGRESS", "Crew booked."),
+                       (request_id, "FIXED", "")]
+    assert b"budget" not in client.get("/open311/v2/servicerequestupdates.json").data
+    assert client.get("/open311/v2/servicerequestupdates.xml?start_date=soon").status_code == 400
