@@ -155,3 +155,11 @@ def test_only_admins_see_routing_rules(agent_client, highways):
 def test_unknown_case_page_is_404(officer_client):
     assert officer_client.get("/cases/CAS-999999").status_code == 404
     assert re.search("not", officer_client.get("/cases/%3Cscript%3E").get_data(as_text=True), re.I)
+
+
+def test_the_customer_page_links_to_its_cases_and_to_raising_one(agent_client, highways):
+    customer = factories.customer()
+    case = factories.case(customer)
+    html = agent_client.get(f"/customers/{customer.id}").get_data(as_text=True)
+    assert f'href="/cases/{case.reference}"' in html
+    assert f'href="/customers/{customer.id}/cases/new"' in html
