@@ -23,6 +23,8 @@ from ..models import Attachment, Case, CaseEvent, Category, FormDefinition, Open
 
 MAX_MEDIA_BYTES = 10 * 1024 * 1024
 MAX_REQUESTS_LISTED = 1000
+MAX_ATTRIBUTES = 100
+MAX_ATTRIBUTE_CHARS = 5000
 DEFAULT_WINDOW = timedelta(days=90)
 # Form fields Open311 carries in its own parameters (location, contact details, description),
 # so they are not offered again as attributes.
@@ -103,6 +105,12 @@ def attributes_for(category: Category) -> list[Attribute]:
 
 def check_attributes(category: Category, given: dict) -> dict:
     """Refuse missing required attributes and values outside a list; keep extra ones clients add."""
+    if len(given) > MAX_ATTRIBUTES:
+        raise Open311Error(400, f"at most {MAX_ATTRIBUTES} attributes")
+    for code, value in given.items():
+        values = value if isinstance(value, list) else [value]
+        if len(code) > 100 or any(len(str(v)) > MAX_ATTRIBUTE_CHARS for v in values):
+            raise Open311Error(400, f"attribute[{code[:100]}] is too long")
     for attribute in attributes_for(category):
         value = given.get(attribute.code)
         values = value if isinstance(value, list) else ([value] if value not in (None, "") else [])

@@ -223,6 +223,8 @@ def test_errors_in_json_are_a_list(client, setup):
     ({"phone": "call me maybe"}, 400, "phone"),
     ({"media_url": "javascript:alert(1)"}, 400, "media_url"),
     ({"jurisdiction_id": "somewhere.else"}, 404, "jurisdiction"),
+    ({"attribute[notes]": "x" * 6000}, 400, "too long"),
+    ({f"attribute[a{n}]": "x" for n in range(101)}, 400, "at most"),
 ])
 def test_bad_posts_are_spec_errors_never_500(client, setup, db, changes, status, words):
     response = fms_post(client, setup["key"], **changes)
