@@ -69,6 +69,9 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True
     LOGIN_ATTEMPTS_BEFORE_LOCK = 5
     LOGIN_LOCK_MINUTES = 15
+    # Resident pages: form posts allowed per client address (Flask-Limiter syntax).
+    PORTAL_SUBMIT_LIMIT = os.environ.get("PORTAL_SUBMIT_LIMIT") or "10 per minute;100 per hour"
+    PORTAL_STEP_LIMIT = os.environ.get("PORTAL_STEP_LIMIT") or "60 per minute"
 
     # OpenAPI document (flask-smorest) served at /api/v1/openapi.json.
     API_TITLE = "Council Contact Centre CRM"

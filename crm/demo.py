@@ -125,11 +125,63 @@ def seed_services():
         description="Tell us about a pothole on a road or pavement.",
         fields=[
             {"name": "location", "label": "Where is the pothole?", "type": "text", "required": True,
-             "hint": "Street name and nearest house number or landmark"},
+             "hint": "Street name and nearest house number or landmark", "location": True},
             {"name": "size", "label": "How big is it?", "type": "radios", "required": True,
              "options": ["Smaller than a dinner plate", "Larger than a dinner plate", "Across the whole road"]},
             {"name": "details", "label": "Anything else we should know?", "type": "textarea", "required": False},
+            {"name": "photo", "label": "Add a photo (optional)", "type": "file"},
         ]))
+    seed_forms()
+
+
+def seed_forms():
+    """Add the web forms residents use most, beyond the pothole form (issue 4)."""
+    service_ids = {s.code: s.id for s in db.session.scalars(select(Service))}
+    photo = {"name": "photo", "label": "Add a photo (optional)", "type": "file"}
+    db.session.add_all([
+        FormDefinition(
+            slug="missed-bin", title="Report a missed bin collection", service_id=service_ids["waste"],
+            category_code="missed_bin", description="Tell us if your bin was not emptied on collection day.",
+            next_steps="If the bin was out on time we will return within 2 working days.",
+            fields=[
+                {"name": "address", "label": "What is the address?", "type": "text", "required": True,
+                 "location": True, "error": "Enter the address where the bin was missed"},
+                {"name": "bins", "label": "Which bins were missed?", "type": "checkboxes", "required": True,
+                 "options": ["General waste (green)", "Recycling (blue)", "Garden waste (brown)", "Food caddy"],
+                 "error": "Select the bins that were missed"},
+                {"name": "collection_day", "label": "When should it have been collected?", "type": "date",
+                 "required": True, "error": "Enter the collection date"},
+                {"name": "out_by_7", "label": "Was the bin out by 7am?", "type": "radios", "required": True,
+                 "options": ["Yes", "No"], "error": "Select yes if the bin was out by 7am"},
+            ]),
+        FormDefinition(
+            slug="street-light", title="Report a street light fault", service_id=service_ids["highways"],
+            category_code="streetlight_fault", one_question_per_page=True,
+            description="Report a street light that is out, flickering or on during the day.",
+            fields=[
+                {"name": "location", "label": "Where is the street light?", "type": "text", "required": True,
+                 "location": True, "hint": "Street name and the number on the lamp post if you can see it",
+                 "error": "Enter where the street light is"},
+                {"name": "fault", "label": "What is wrong with it?", "type": "radios", "required": True,
+                 "options": ["Not working at all", "Flickering", "On during the day", "Damaged or leaning"],
+                 "error": "Select what is wrong with the street light"},
+                photo,
+            ]),
+        FormDefinition(
+            slug="library-membership", title="Join the library", service_id=service_ids["libraries"],
+            category_code="library_membership", one_question_per_page=True,
+            description="Join for free to borrow books, e-books and audiobooks and use the computers.",
+            next_steps="Your card will be ready to collect from the library you chose within 3 working days.",
+            fields=[
+                {"name": "date_of_birth", "label": "What is your date of birth?", "type": "date", "required": True,
+                 "hint": "For example, 27 3 1990", "error": "Enter your date of birth"},
+                {"name": "home_address", "label": "What is your home address?", "type": "textarea",
+                 "required": True, "error": "Enter your home address"},
+                {"name": "library", "label": "Which library will you collect your card from?", "type": "select",
+                 "required": True, "error": "Select a library",
+                 "options": ["Carlisle", "Penrith", "Keswick", "Kendal", "Barrow-in-Furness", "Whitehaven"]},
+            ]),
+    ])
 
 
 def seed_staff(password: str):

@@ -75,6 +75,7 @@ class PerRequestUserClient(FlaskClient):
     def open(self, *args, **kwargs):
         if has_app_context():
             g.pop("_login_user", None)
+            g.pop("csrf_token", None)  # Flask-WTF caches the session's token on g as well
         return super().open(*args, **kwargs)
 
 

@@ -11,3 +11,4 @@ from .cases import Case, CaseEvent, CASE_STATUSES, PRIORITIES
 from .audit import AuditLog
 from .email import InboundEmail, OutboundEmail, INBOUND_STATUSES, OUTBOUND_STATUSES
 from .open311 import Open311Request
+from .portal import ResidentAccount, ResidentSignInToken, FormDraft

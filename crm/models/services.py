@@ -90,7 +90,14 @@ class KnowledgeArticle(db.Model):
 
 
 class FormDefinition(db.Model):
-    """A public web form of a service, defined as data (fields, types, options)."""
+    """A public web form of a service, defined as data (fields, types, options).
+
+    `fields` is a list of questions, each {"name", "label", "type", "required"?, "hint"?,
+    "options"? (radios, checkboxes, select), "error"? (message when a required answer is
+    missing), "location"? (true: the answer is where the problem is)}; types are text,
+    textarea, email, tel, radios, checkboxes, select, date and file (a photo).
+    crm.channels.web_form.parse_fields checks and reads them.
+    """
 
     __tablename__ = "form_definitions"
 
@@ -102,5 +109,9 @@ class FormDefinition(db.Model):
     category_code: Mapped[str] = mapped_column(String(60))
     fields: Mapped[list] = mapped_column(JSON, default=list)
     published: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Ask each question on a page of its own, then "check your answers" (GOV.UK pattern).
+    one_question_per_page: Mapped[bool] = mapped_column(Boolean, default=False)
+    # "What happens next", shown on the confirmation page and in the confirmation email.
+    next_steps: Mapped[Optional[str]] = mapped_column(Text)
 
     service = relationship("Service")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 08:53:41.635304
+Create Date: 2026-11-26 09:15:01.967861
 
 """
 from alembic import op
@@ -109,6 +109,8 @@ def upgrade():
     sa.Column('category_code', sa.String(length=60), nullable=False),
     sa.Column('fields', sa.JSON(), nullable=False),
     sa.Column('published', sa.Boolean(), nullable=False),
+    sa.Column('one_question_per_page', sa.Boolean(), nullable=False),
+    sa.Column('next_steps', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['service_id'], ['services.id'], name=op.f('fk_form_definitions_service_id_services')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_form_definitions')),
     sa.UniqueConstraint('slug', name=op.f('uq_form_definitions_slug'))
@@ -235,6 +237,39 @@ def upgrade():
         batch_op.create_index('ix_cases_service_status', ['service_id', 'status', 'sla_due_at'], unique=False)
         batch_op.create_index('ix_cases_sla_due', ['status', 'sla_due_at'], unique=False)
 
+    op.create_table('form_drafts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('token', sa.String(length=64), nullable=False),
+    sa.Column('form_id', sa.Integer(), nullable=False),
+    sa.Column('answers', sa.JSON(), nullable=False),
+    sa.Column('uploads', sa.JSON(), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['form_id'], ['form_definitions.id'], name=op.f('fk_form_drafts_form_id_form_definitions')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_form_drafts')),
+    sa.UniqueConstraint('token', name=op.f('uq_form_drafts_token'))
+    )
+    with op.batch_alter_table('form_drafts', schema=None) as batch_op:
+        batch_op.create_index('ix_form_drafts_updated_at', ['updated_at'], unique=False)
+
+    op.create_table('resident_accounts',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('email', sa.String(length=254), nullable=False),
+    sa.Column('name', sa.String(length=200), nullable=False),
+    sa.Column('password_hash', sa.String(length=255), nullable=True),
+    sa.Column('identity_id', sa.Integer(), nullable=True),
+    sa.Column('email_verified_at', sa.DateTime(), nullable=True),
+    sa.Column('email_updates', sa.Boolean(), nullable=False),
+    sa.Column('session_stamp', sa.String(length=32), nullable=False),
+    sa.Column('failed_sign_ins', sa.Integer(), nullable=False),
+    sa.Column('locked_until', sa.DateTime(), nullable=True),
+    sa.Column('last_sign_in_at', sa.DateTime(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['identity_id'], ['customer_identities.id'], name=op.f('fk_resident_accounts_identity_id_customer_identities')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_resident_accounts')),
+    sa.UniqueConstraint('email', name=op.f('uq_resident_accounts_email')),
+    sa.UniqueConstraint('identity_id', name=op.f('uq_resident_accounts_identity_id'))
+    )
     op.create_table('routing_rules',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('position', sa.Integer(), nullable=False),
@@ -324,6 +359,20 @@ def upgrade():
     )
     with op.batch_alter_table('open311_requests', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_open311_requests_case_id'), ['case_id'], unique=False)
+
+    op.create_table('resident_sign_in_tokens',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('account_id', sa.Integer(), nullable=False),
+    sa.Column('token_hash', sa.String(length=64), nullable=False),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
+    sa.Column('used_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['account_id'], ['resident_accounts.id'], name=op.f('fk_resident_sign_in_tokens_account_id_resident_accounts')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_resident_sign_in_tokens')),
+    sa.UniqueConstraint('token_hash', name=op.f('uq_resident_sign_in_tokens_token_hash'))
+    )
+    with op.batch_alter_table('resident_sign_in_tokens', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_resident_sign_in_tokens_account_id'), ['account_id'], unique=False)
 
     op.create_table('contacts',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -488,6 +537,10 @@ def downgrade():
         batch_op.drop_index('ix_contacts_case_id')
 
     op.drop_table('contacts')
+    with op.batch_alter_table('resident_sign_in_tokens', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_resident_sign_in_tokens_account_id'))
+
+    op.drop_table('resident_sign_in_tokens')
     with op.batch_alter_table('open311_requests', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_open311_requests_case_id'))
 
@@ -509,6 +562,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_routing_rules_category_code'))
 
     op.drop_table('routing_rules')
+    op.drop_table('resident_accounts')
+    with op.batch_alter_table('form_drafts', schema=None) as batch_op:
+        batch_op.drop_index('ix_form_drafts_updated_at')
+
+    op.drop_table('form_drafts')
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.drop_index('ix_cases_sla_due')
         batch_op.drop_index('ix_cases_service_status')

@@ -1,0 +1,55 @@
+"""Resident pages: public web forms, /track and /account (no staff login), plus the staff sides
+of forms: filling one for a caller (assisted digital) and editing form definitions."""
+from flask import Blueprint, render_template
+from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
+from werkzeug.exceptions import HTTPException
+
+from ..errors import DomainError
+from ..extensions import db
+
+bp = Blueprint("portal", __name__)
+staff_bp = Blueprint("form_staff", __name__)
+
+RESIDENT_MESSAGES = {
+    400: "Something in that request was not right. Go back and try again.",
+    404: "If you typed the web address, check it is correct.",
+    405: "That page cannot be used like that.",
+    413: "The file you sent is too big. Photos must be smaller than 10MB.",
+    429: "You have tried too many times. Wait a few minutes and try again.",
+}
+
+
+@bp.errorhandler(HTTPException)
+def resident_http_error(error: HTTPException):
+    """Answer errors on resident pages with a resident page, not the staff console's."""
+    status = error.code or 500
+    message = RESIDENT_MESSAGES.get(status, error.description)
+    if getattr(error, "name", "") == "Bad Request" and "CSRF" in (error.description or ""):
+        message = "Your session ended because the page was open a long time. Go back, reload the page and try again."
+    return render_template("portal/error.html", status=status, message=message), status
+
+
+@bp.errorhandler(DomainError)
+def resident_domain_error(error: DomainError):
+    """Answer a refused request on a resident page in plain words."""
+    db.session.rollback()
+    return render_template("portal/error.html", status=error.status, message=error.message), error.status
+
+
+def init_app(app):
+    """Register the resident and staff form pages; teach Jinja the GOV.UK Frontend macros."""
+    # govuk-frontend-jinja 3.10.0 is the port of govuk-frontend 5.14.0, the version npm installs.
+    app.jinja_loader = ChoiceLoader([
+        app.jinja_loader,
+        PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
+    ])
+    from . import account_views, admin, assisted, drafts, forms_views, track  # noqa: F401  (routes, jobs)
+    from .accounts import current_resident
+
+    app.jinja_env.globals["current_resident"] = current_resident
+    app.register_blueprint(bp)
+    app.register_blueprint(staff_bp)
+
+    from ..navigation import add_nav_item
+
+    add_nav_item("Forms", "form_staff.form_definitions", "admin")
