@@ -1,6 +1,8 @@
 """Resident pages: public web forms, /track and /account (no staff login), plus the staff sides
 of forms: filling one for a caller (assisted digital) and editing form definitions."""
-from flask import Blueprint, render_template
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, render_template, request
 from jinja2 import ChoiceLoader, PackageLoader, PrefixLoader
 from werkzeug.exceptions import HTTPException
 
@@ -9,6 +11,22 @@ from ..extensions import db
 
 bp = Blueprint("portal", __name__)
 staff_bp = Blueprint("form_staff", __name__)
+COUNCIL_TZ = ZoneInfo("Europe/London")
+PRIVATE_ENDPOINTS = ("portal.account", "portal.account_case_view", "portal.preferences", "portal.download_data",
+                     "portal.track_case", "portal.reopen", "portal.form_confirmation", "portal.sign_in_link")
+
+
+def council_time(value, pattern="%-d %B %Y, %H:%M"):
+    """Format a stored (UTC) time as the council's local (UK) time."""
+    return value.astimezone(COUNCIL_TZ).strftime(pattern) if value else ""
+
+
+@bp.after_request
+def keep_private_pages_out_of_caches(response):
+    """A resident's own pages must not be kept by shared caches or the browser's back-forward store."""
+    if request.endpoint in PRIVATE_ENDPOINTS:
+        response.headers["Cache-Control"] = "no-store"
+    return response
 
 RESIDENT_MESSAGES = {
     400: "Something in that request was not right. Go back and try again.",
@@ -47,6 +65,7 @@ def init_app(app):
     from .accounts import current_resident
 
     app.jinja_env.globals["current_resident"] = current_resident
+    app.jinja_env.filters["council_time"] = council_time
     app.register_blueprint(bp)
     app.register_blueprint(staff_bp)
 

@@ -181,3 +181,15 @@ def test_bad_account_input_is_a_4xx(client, smtp, highways):
     # Asking for a link for an address with no account answers the same as for one that has one.
     unknown = client.post("/account/sign-in-link", data={"csrf_token": token, "link_email": "ghost@example.org"})
     assert unknown.status_code == 200 and "If there is an account" in unknown.get_data(as_text=True)
+
+
+def test_the_email_updates_preference_is_readable_by_other_areas(client, smtp, db, highways):
+    from crm.portal.accounts import wants_email_updates
+
+    resident = factories.customer(email="me@example.org")
+    stranger = factories.customer(email="no-account@example.org")
+    _use_link(client, _sign_up(client, smtp, "me@example.org"))
+    assert wants_email_updates(resident) and wants_email_updates(stranger)
+    client.post("/account/preferences", data={"csrf_token": _token(client, "/account/preferences"),
+                                              "preferred_channel": "email"})
+    assert not wants_email_updates(resident) and wants_email_updates(stranger)

@@ -251,3 +251,16 @@ def test_a_one_question_a_page_form_also_takes_a_whole_form_post(client, light_f
         "email": "script@example.org"}, content_type="multipart/form-data")
     assert response.status_code == 303
     assert db.session.scalar(select(Case)).title == "Report a street light fault: Lamp 9"
+
+
+def test_abandoned_drafts_and_their_photos_are_purged_after_a_day(client, pothole_form, db):
+    from datetime import timedelta
+
+    from crm.models import FormDraft, utcnow
+    from crm.portal.drafts import purge_stale_drafts
+
+    _post(client, "report-a-pothole", dict(GOOD, location=""), {"photo": (io.BytesIO(png_bytes()), "hole.png")})
+    assert db.session.scalar(select(FormDraft)) is not None
+    assert purge_stale_drafts() == 0  # fresh: kept
+    assert purge_stale_drafts(now=utcnow() + timedelta(hours=25)) == 1
+    assert db.session.scalar(select(FormDraft)) is None and db.session.scalar(select(Attachment)) is None

@@ -1,5 +1,5 @@
 """/track: a case's public progress for its reference plus the email or phone on it; reopen; guessing throttled."""
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -118,3 +118,15 @@ def test_no_reopen_after_the_window_or_without_proof(client, app, db, highways):
     assert stranger.post(f"/track/{fresh.reference}/reopen", data={"csrf_token": token, "reason": "x"}).status_code == 404
     db.session.expire_all()
     assert db.session.get(Case, fresh.id).status == "resolved"
+
+
+def test_times_are_shown_in_uk_time_and_the_page_is_not_cached(client, db, highways):
+    resident = factories.customer(email="pat@example.org")
+    case = factories.case(resident)
+    created = next(e for e in case.events if e.kind == "created")
+    created.occurred_at = datetime(2026, 7, 1, 8, 30, tzinfo=timezone.utc)  # 09:30 British Summer Time
+    db.session.commit()
+    found = _track(client, case.reference, "pat@example.org")
+    response = client.get(found.headers["Location"])
+    assert "1 July 2026, 09:30" in response.get_data(as_text=True)
+    assert response.headers["Cache-Control"] == "no-store"
