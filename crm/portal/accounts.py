@@ -189,7 +189,7 @@ def account_cases(account) -> list[Case]:
     customer = account_customer(account)
     if customer is None:
         return []
-    return db.session.scalars(select(Case).where(Case.customer_id == customer.id, Case.merged_into_id.is_(None))
+    return db.session.scalars(select(Case).where(Case.customer_id == customer.id)
                               .order_by(Case.created_at.desc(), Case.id.desc())).all()
 
 
@@ -216,7 +216,7 @@ def contact_summary(customer, recent: int = 10) -> dict:
 
 def public_events(case: Case) -> list[CaseEvent]:
     """Return what a resident may see of a case's history: raised, status changes, public updates."""
-    return [e for e in case.events if e.public or e.kind in ("created", "status_changed")]
+    return [e for e in case.events if e.public or e.kind in ("created", "status_changed", "reopened", "merged")]
 
 
 def export_data(account: ResidentAccount) -> dict:

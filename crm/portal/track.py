@@ -27,8 +27,11 @@ NEXT_STEPS = {
     "resolved": "We think this is sorted. If it is not, tell us below.",
     "closed": "This is finished. If the problem is back, please report it again.",
 }
+MERGED_NEXT_STEP = ("Someone else reported the same problem, so we are dealing with both reports together. "
+                    "The status shown is theirs and ours.")
 EVENT_LABELS = {
     "created": "We received your report",
+    "merged": "Joined with another report of the same problem: we will deal with them together",
     "reopened": "You told us this is not fixed: we have reopened it",
     "public_update": "Update from the team",
 }
@@ -133,16 +136,20 @@ def progress_context(case: Case) -> dict:
         if event.kind == "status_changed":
             label = f"Status changed to {STATUS_LABELS.get(event.to_value, event.to_value).lower()}"
             body = None
+        elif event.kind == "merged":
+            label, body = EVENT_LABELS["merged"], None  # the other report is someone else's
         else:
             label = EVENT_LABELS.get(event.kind, event.kind.replace("_", " ").capitalize())
             body = event.body if event.public or event.kind == "reopened" else None
         history.append({"at": event.occurred_at, "label": label, "body": body, "update": event.kind == "public_update"})
     history.reverse()
+    # A duplicate folded into another report follows that report's status and date, not its details.
+    leading = db.session.get(Case, case.merged_into_id) if case.merged_into_id else case
     return {
         "case": case,
-        "status_label": STATUS_LABELS.get(case.status, case.status),
-        "next_step": NEXT_STEPS.get(case.status, ""),
-        "expected": case.sla_due_at if case.status in OPEN_STATUSES else None,
+        "status_label": STATUS_LABELS.get(leading.status, leading.status),
+        "next_step": MERGED_NEXT_STEP if leading is not case else NEXT_STEPS.get(case.status, ""),
+        "expected": leading.sla_due_at if leading.status in OPEN_STATUSES else None,
         "history": history,
         "reopenable": can_reopen(case),
         "reopen_days": reopen_window().days,

@@ -130,3 +130,21 @@ def test_times_are_shown_in_uk_time_and_the_page_is_not_cached(client, db, highw
     response = client.get(found.headers["Location"])
     assert "1 July 2026, 09:30" in response.get_data(as_text=True)
     assert response.headers["Cache-Control"] == "no-store"
+
+
+def test_a_report_joined_to_someone_elses_follows_its_status_without_showing_it(client, db, highways, smtp):
+    from crm.cases.service import merge_cases
+
+    mine = factories.customer(email="pat@example.org")
+    theirs = factories.customer(name="First Reporter", email="first@example.org")
+    lead = factories.case(theirs, title="Pothole reported first", description="Private detail of the first report")
+    duplicate = factories.case(mine, title="Same pothole")
+    change_status(lead, "open")
+    change_status(lead, "in_progress")
+    merge_cases(duplicate, lead)
+    db.session.commit()
+    found = _track(client, duplicate.reference, "pat@example.org")
+    page = client.get(found.headers["Location"]).get_data(as_text=True)
+    assert "Joined with another report" in page and "In progress" in page and "Expected by" in page
+    assert lead.reference not in page and "First Reporter" not in page and "Private detail" not in page
+    assert "This is not fixed" not in page
