@@ -190,6 +190,7 @@ def reroute_case(case: Case, service_code: str, actor=None, *, category: Optiona
     if destination.service.id != service.id:
         # A rule would send it straight back; the officer's explicit choice wins here.
         destination = Route(service, default_queue(service), case.priority, service.sla_hours, None)
+    # The SLA targets stand: the resident was promised a date, whichever service keeps it.
     case.service_id = service.id
     case.service = service
     case.queue_id = destination.queue.id if destination.queue else None
