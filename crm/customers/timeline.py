@@ -141,6 +141,13 @@ def describe_event(event: CaseEvent) -> str:
         "status_changed": f"Case {ref} {event.from_value} → {event.to_value}",
         "note": f"Internal note on {ref}",
         "public_update": f"Update on {ref}",
+        "contact_attached": f"Contact added to case {ref}",
+        "merged": f"Case {ref} merged into {event.to_value}",
+        "merged_in": f"Case {event.from_value} merged into {ref}",
+        "split": f"Contact split from {ref} into {event.to_value}",
+        "split_from": f"Case {ref} split from {event.from_value}",
+        "sla_breached": f"Case {ref} passed its resolution target",
+        "first_response_breached": f"Case {ref} passed its first-response target",
     }
     return labels.get(event.kind, f"Case {ref}: {event.kind.replace('_', ' ')}")
 
