@@ -16,7 +16,18 @@ if os.environ.get("CRM_NO_MONKEY_PATCH") != "1":  # flask CLI commands that must
 from crm import create_app  # noqa: E402
 from crm.extensions import socketio  # noqa: E402
 
-app = create_app()
+
+def _server_config():
+    """Size the database pool for green threads: each event holds a connection while it runs."""
+    if os.environ.get("CRM_NO_MONKEY_PATCH") == "1":
+        return None
+    from config import Config
+
+    pool = int(os.environ.get("CRM_DB_POOL_SIZE", "30"))
+    return {"SQLALCHEMY_ENGINE_OPTIONS": dict(Config.SQLALCHEMY_ENGINE_OPTIONS, pool_size=pool, max_overflow=pool)}
+
+
+app = create_app(_server_config())
 
 
 def serve():

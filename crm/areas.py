@@ -8,6 +8,9 @@ def register(app):
 
     app.register_blueprint(case_views.bp)
     app.register_blueprint(open311_views.bp)
+    from . import webchat
+
+    webchat.register(app)
     from . import portal
 
     portal.init_app(app)

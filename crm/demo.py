@@ -251,4 +251,7 @@ def seed_demo(password: str, customers: int = 300, seed: int = 2026):
     seed_staff(password)
     seed_customers(customers, rng)
     mark_sla_states()  # flag the demo's overdue and at-risk cases as the SLA job would
+    from .webchat.demo import seed_webchat
+
+    seed_webchat()
     db.session.commit()

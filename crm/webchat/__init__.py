@@ -1,0 +1,15 @@
+"""Live webchat: the resident chat page and widget, the agent console, and their Socket.IO events."""
+from flask import Blueprint
+
+bp = Blueprint("webchat", __name__)
+
+
+def register(app):
+    """Register webchat's pages, settings and Socket.IO handlers on the app."""
+    from . import settings, views, events, push  # noqa: F401  (events registers handlers on import)
+    from ..navigation import add_nav_item
+
+    settings.init_app(app)
+    app.register_blueprint(bp)
+    push.connect_signals()
+    add_nav_item("Webchat", "webchat.console", "agent", "supervisor")

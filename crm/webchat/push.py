@@ -1,0 +1,231 @@
+"""What the server pushes: deliveries after commit and the queue sweeper.
+
+Rooms: a resident's sockets join `conv:<id>` on /webchat; an agent's sockets join
+`user:<id>` and `agents` on /agent. With REDIS_URL these emits travel through Redis to
+whichever process holds the socket. (/supervisor `stats` belong to crm.supervisor.push,
+which notices queue changes from committed conversation and presence rows.)
+"""
+import logging
+import os
+import socket
+import time
+import uuid
+from typing import Optional
+
+
+from ..extensions import db, socketio
+from ..models import Conversation, Message, utcnow
+from ..signals import message_stored
+from . import service
+
+log = logging.getLogger("crm.webchat")
+
+RESIDENT_NS, AGENT_NS = "/webchat", "/agent"
+SERVER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+# This process's live agent sockets (sid -> user id): heartbeated so other processes know they live.
+local_agent_sids: dict[str, int] = {}
+_sweeper_started = False
+_queue_dirty = True
+
+
+def conv_room(conversation_id: int) -> str:
+    return f"conv:{conversation_id}"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def mark_queue_changed() -> None:
+    """Ask the sweeper to push queue positions and the waiting list on its next turn."""
+    global _queue_dirty
+    _queue_dirty = True
+
+
+# ---- deliveries ----------------------------------------------------------------------------
+
+def deliver(message, conversation_id: int, holder_id: Optional[int], skip_sid=None) -> None:
+    """Send a stored message (a Message or its wire form) to the resident, unless internal, and to the agent."""
+    data = message if isinstance(message, dict) else service.serialise_message(message)
+    if not data.get("internal"):
+        socketio.emit("message", data, namespace=RESIDENT_NS, to=conv_room(conversation_id), skip_sid=skip_sid)
+    if holder_id:
+        socketio.emit("message", dict(data, conversation_id=conversation_id), namespace=AGENT_NS,
+                      to=user_room(holder_id), skip_sid=skip_sid)
+
+
+def status_of(conversation: Conversation, position: Optional[int] = None, outlook=None) -> dict:
+    """Return the resident's view of where their chat stands (outlook: service.queue_outlook())."""
+    state = {"queued": "queued", "assigned": "assigned"}.get(conversation.status, "ended")
+    if conversation.chat and conversation.chat.offline_reference:
+        state = "offline"
+    # as_of orders statuses: one computed before a change may be sent after it; clients drop it.
+    status = {"state": state, "conversation_id": conversation.id, "as_of": conversation.updated_at.isoformat()}
+    if state == "queued":
+        if position is None:
+            position = service.queue_positions().get(conversation.id)
+        seconds_per_place, open_now = outlook or service.queue_outlook()
+        status["position"] = position
+        status["estimated_wait_seconds"] = int((position or 1) * seconds_per_place)
+        status["offline_offer"] = bool(conversation.chat.offline_offered_at) or not open_now
+    elif state == "assigned" and conversation.assignee:
+        status["agent_name"] = conversation.assignee.name
+    elif state == "offline":
+        status["reference"] = conversation.chat.offline_reference
+    return status
+
+
+def push_status(conversation: Conversation, position: Optional[int] = None, outlook=None) -> None:
+    """Tell the resident's sockets where their chat stands."""
+    socketio.emit("status", status_of(conversation, position, outlook), namespace=RESIDENT_NS,
+                  to=conv_room(conversation.id))
+
+
+def chat_summary(conversation: Conversation) -> dict:
+    """Return what an agent's console shows about a chat."""
+    chat = conversation.chat
+    return {
+        "conversation_id": conversation.id, "status": conversation.status, "topic": conversation.topic,
+        "customer_id": conversation.customer_id, "customer_name": conversation.customer.name,
+        "name": chat.name, "email": chat.email, "phone": chat.phone,
+        "queued_at": chat.queued_at.isoformat(), "priority": chat.priority,
+        "queue": conversation.queue.code if conversation.queue else None,
+        "case_reference": conversation.case.reference if conversation.case else None,
+        "assignee_id": conversation.assignee_id,
+    }
+
+
+def push_assigned(conversation: Conversation) -> None:
+    """Tell the agent they have a new chat (with its history) and the resident who it is."""
+    data = chat_summary(conversation)
+    data["messages"] = [service.serialise_message(m) for m in
+                        service.messages_after(conversation.id, 0, include_internal=True)]
+    socketio.emit("assigned", data, namespace=AGENT_NS, to=user_room(conversation.assignee_id))
+    push_status(conversation)
+
+
+def push_unassigned(conversation_id: int, user_id: int, reason: str) -> None:
+    """Tell an agent a chat left them (requeued, transferred, closed elsewhere)."""
+    socketio.emit("unassigned", {"conversation_id": conversation_id, "reason": reason},
+                  namespace=AGENT_NS, to=user_room(user_id))
+
+
+def push_queue() -> None:
+    """Send the waiting list to all agents and each waiting resident their position."""
+    waiting = service.waiting_chats()
+    items = [chat_summary(c) for c in waiting]
+    socketio.emit("queue", {"items": items}, namespace=AGENT_NS, to="agents")
+    outlook = service.queue_outlook()
+    for position, conversation in enumerate(waiting, start=1):
+        push_status(conversation, position, outlook)
+
+
+def run_assignment() -> list[Conversation]:
+    """Assign what can be assigned, commit, then tell agents and residents."""
+    made = service.assign_waiting()
+    db.session.commit()
+    for conversation in made:
+        push_assigned(conversation)
+    if made:
+        mark_queue_changed()
+    return made
+
+
+# ---- the sweeper -------------------------------------------------------------------------------
+
+def ensure_sweeper(app) -> None:
+    """Start this process's sweeper once (on its first Socket.IO connection)."""
+    global _sweeper_started
+    if not _sweeper_started:
+        _sweeper_started = True
+        socketio.start_background_task(_sweep_forever, app)
+
+
+def _sweep_forever(app) -> None:
+    last_beat = last_broadcast = 0.0
+    while True:
+        socketio.sleep(app.config["WEBCHAT_SWEEP_SECONDS"])
+        with app.app_context():
+            try:
+                now_mono = time.monotonic()
+                if now_mono - last_beat >= app.config["WEBCHAT_HEARTBEAT_SECONDS"]:
+                    service.heartbeat(local_agent_sids)
+                    db.session.commit()
+                    last_beat = now_mono
+                sweep_once()
+                if _queue_dirty or now_mono - last_broadcast >= 15:
+                    _broadcast_queue()
+                    last_broadcast = now_mono
+            except Exception:  # noqa: BLE001 - the sweeper must outlive one bad turn
+                db.session.rollback()
+                log.exception("webchat sweeper turn failed")
+            finally:
+                db.session.remove()
+
+
+def _broadcast_queue() -> None:
+    global _queue_dirty
+    _queue_dirty = False
+    push_queue()
+
+
+def sweep_once() -> None:
+    """One turn: expire dead sockets, requeue absent agents' chats, offer leave-a-message, assign."""
+    now = utcnow()
+    service.expire_dead_sockets(now)
+    moved = service.requeue_from_absent_agents(now)
+    offered = service.offer_offline(now)
+    db.session.commit()
+    for conversation, old_agent in moved:
+        push_unassigned(conversation.id, old_agent, "requeued")
+        mark_queue_changed()
+    for conversation in offered:
+        push_status(conversation)
+    run_assignment()
+
+
+# ---- messages stored elsewhere (the REST reply endpoint) -------------------------------------------
+
+@message_stored.connect
+def deliver_stored_elsewhere(sender, **payload):
+    """Deliver to the resident a chat message another area stored (e.g. POST /conversations/{id}/reply)."""
+    if payload.get("source") == service.CHANNEL:
+        return  # our own handlers deliver their messages
+    message_id = payload.get("message_id")
+    if message_id is None:
+        return
+    try:
+        message = db.session.get(Message, message_id)
+        if message is None or message.conversation.channel != service.CHANNEL:
+            return
+        deliver(message, message.conversation_id, message.conversation.assignee_id)
+    except Exception:  # noqa: BLE001 - a failed push must not fail the request that stored it
+        log.exception("could not deliver stored message %s to webchat", message_id)
+
+
+
+def follow_supervisor_move(sender=None, conversation_id=None, from_agent_id=None, to_agent_id=None, **_):
+    """A supervisor moved a chat: tell the agent who lost it, the one who got it, and the resident."""
+    conversation = db.session.get(Conversation, conversation_id) if conversation_id else None
+    if conversation is None or conversation.channel != service.CHANNEL:
+        return
+    try:
+        if from_agent_id and from_agent_id != to_agent_id:
+            push_unassigned(conversation.id, from_agent_id, "moved by a supervisor")
+        if to_agent_id:
+            push_assigned(conversation)
+        else:
+            mark_queue_changed()
+            push_status(conversation)
+    except Exception:  # noqa: BLE001 - the move is committed; a failed push must not fail it
+        log.exception("could not push the move of chat %s", conversation_id)
+
+
+def connect_signals() -> None:
+    """Listen to other areas' news that webchat clients must hear."""
+    try:
+        from ..supervisor.actions import conversation_moved
+    except ImportError:  # the supervisor area is optional
+        return
+    conversation_moved.connect(follow_supervisor_move)

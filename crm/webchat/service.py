@@ -1,0 +1,629 @@
+"""Webchat logic: start, store, queue, assign, transfer, requeue, close. Never commits.
+
+All queue state lives in the database (conversations + chat_sessions + agent_presence +
+agent_sockets), so any number of server processes share one queue. Assignment takes a
+PostgreSQL advisory lock so two processes never hand out the same agent's last slot.
+"""
+import secrets
+import unicodedata
+from datetime import datetime, timedelta
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+import holidays
+from flask import current_app
+from sqlalchemy import func, select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from ..cases.service import open_case
+from ..customers.identity import resolve_customer
+from ..customers.timeline import record_contact
+from ..errors import Conflict, DomainError, NotFound, ValidationFailed
+from ..extensions import db
+from ..models import (
+    OUTCOMES, AgentPresence, AgentSocket, Category, ChatSession, Conversation, Message,
+    OpeningHours, Queue, Service, User, utcnow,
+)
+from ..signals import message_stored, send_after_commit
+
+CHANNEL = "webchat"
+LIVE_STATES = ("queued", "assigned")  # a resident is (or may be) still there
+HELD_STATES = ("assigned", "ended")  # counts against the agent's capacity until closed
+CHAT_ROLES = ("agent", "supervisor")
+ASSIGN_LOCK_KEY = 5_054_801  # arbitrary: the PostgreSQL advisory lock of chat assignment
+PRESENCE_CHOICES = ("available", "busy", "away")
+
+
+def cfg(name):
+    """Read a webchat setting."""
+    return current_app.config[name]
+
+
+# ---- input -------------------------------------------------------------------------------
+
+def clean_text(raw, field: str, limit: int, required: bool = True) -> str:
+    """Return resident or agent text as plain text: control characters removed, size checked."""
+    if raw is None:
+        raw = ""
+    if not isinstance(raw, str):
+        raise ValidationFailed(f"{field} must be text", {field: ["must be a string"]})
+    text_ = "".join(ch for ch in raw if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
+    if required and not text_:
+        raise ValidationFailed(f"{field} is required", {field: ["required"]})
+    if len(text_) > limit:
+        raise ValidationFailed(f"{field} is too long", {field: [f"at most {limit} characters"]}, code="too_long")
+    return text_
+
+
+def clean_client_id(raw) -> str:
+    """Return a client id: 1-100 printable characters."""
+    if not isinstance(raw, str) or not 0 < len(raw) <= 100 or not raw.isprintable():
+        raise ValidationFailed("client_id is required", {"client_id": ["1-100 printable characters"]})
+    return raw
+
+
+def clean_int(raw, field: str, minimum: int = 0) -> int:
+    """Return raw as an int no smaller than minimum, or refuse."""
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw < minimum:
+        raise ValidationFailed(f"{field} must be a whole number", {field: [f"an integer >= {minimum}"]})
+    return raw
+
+
+# ---- opening hours -------------------------------------------------------------------------
+
+def local_now(now: Optional[datetime] = None) -> datetime:
+    """Return now in the council's time zone."""
+    return (now or utcnow()).astimezone(ZoneInfo(cfg("WEBCHAT_TIMEZONE")))
+
+
+def is_bank_holiday(day) -> bool:
+    """Say whether a date is a bank holiday where the council is."""
+    return day in holidays.country_holidays("GB", subdiv=cfg("WEBCHAT_HOLIDAY_SUBDIV"), years=day.year)
+
+
+def is_open(now: Optional[datetime] = None) -> bool:
+    """Say whether webchat is staffed now; with no opening hours configured it always is."""
+    hours = db.session.scalars(select(OpeningHours)).all()
+    if not hours:
+        return True
+    here = local_now(now)
+    if is_bank_holiday(here.date()):
+        return False
+    return any(h.weekday == here.weekday() and h.opens <= here.time() < h.closes for h in hours)
+
+
+def next_opening(now: Optional[datetime] = None) -> Optional[datetime]:
+    """Return when webchat next opens (local time), or None when no hours are configured."""
+    hours = db.session.scalars(select(OpeningHours)).all()
+    if not hours:
+        return None
+    here = local_now(now)
+    for days_ahead in range(0, 15):
+        day = (here + timedelta(days=days_ahead)).date()
+        if is_bank_holiday(day):
+            continue
+        for h in sorted((h for h in hours if h.weekday == day.weekday()), key=lambda h: h.opens):
+            opening = datetime.combine(day, h.opens, here.tzinfo)
+            if opening > here or (days_ahead == 0 and h.opens <= here.time() < h.closes):
+                return opening
+    return None
+
+
+# ---- starting and storing --------------------------------------------------------------------
+
+def open_chats_for(visitor_id: Optional[str], ip: Optional[str]) -> tuple[int, int]:
+    """Return how many live chats this visitor id and this address have."""
+    live = (select(func.count()).select_from(ChatSession).join(Conversation)
+            .where(Conversation.status.in_(LIVE_STATES)))
+    by_visitor = db.session.scalar(live.where(ChatSession.visitor_id == visitor_id)) if visitor_id else 0
+    by_ip = db.session.scalar(live.where(ChatSession.visitor_ip == ip)) if ip else 0
+    return by_visitor, by_ip
+
+
+def chat_queue_for(topic: Optional[str]) -> Optional[Queue]:
+    """Return the webchat queue for a topic (queue code webchat_<topic>), else the general one."""
+    queues = db.session.scalars(select(Queue).where(Queue.channel == CHANNEL)).all()
+    by_code = {q.code: q for q in queues}
+    return by_code.get(f"webchat_{topic}") or by_code.get("webchat") or (queues[0] if queues else None)
+
+
+def start_chat(payload, visitor_id: Optional[str], ip: Optional[str]) -> Conversation:
+    """Start a chat from the pre-chat form: resolve the customer, queue the conversation."""
+    if not isinstance(payload, dict):
+        raise ValidationFailed("start needs an object", {"payload": ["must be an object"]})
+    name = clean_text(payload.get("name"), "name", cfg("WEBCHAT_MAX_NAME_CHARS"))
+    email = clean_text(payload.get("email"), "email", 254, required=False) or None
+    phone = clean_text(payload.get("phone"), "phone", 40, required=False) or None
+    topic = clean_text(payload.get("topic"), "topic", 60, required=False) or None
+    if visitor_id is not None and (not isinstance(visitor_id, str) or len(visitor_id) > 64):
+        visitor_id = None
+    by_visitor, by_ip = open_chats_for(visitor_id, ip)
+    if by_visitor >= cfg("WEBCHAT_MAX_OPEN_PER_VISITOR") or by_ip >= cfg("WEBCHAT_MAX_OPEN_PER_IP"):
+        raise DomainError("You already have a chat open", code="too_many_chats", status=429)
+    customer = resolve_customer(name, email, phone)
+    queue = chat_queue_for(topic)
+    now = utcnow()
+    conversation = Conversation(
+        customer_id=customer.id, channel=CHANNEL, status="queued", subject=f"Webchat: {topic or 'general'}",
+        token=secrets.token_urlsafe(32), queue_id=queue.id if queue else None, topic=topic, last_seq=0,
+        created_at=now, updated_at=now)
+    db.session.add(conversation)
+    db.session.flush()
+    db.session.add(ChatSession(conversation_id=conversation.id, visitor_id=visitor_id, visitor_ip=ip,
+                               name=name, email=email, phone=phone, queued_at=now))
+    db.session.flush()
+    return conversation
+
+
+def conversation_by_token(token) -> Conversation:
+    """Return the webchat conversation a resident's token opens, or refuse."""
+    if not isinstance(token, str) or not 10 <= len(token) <= 64:
+        raise ValidationFailed("token is required", {"token": ["the token start gave"]})
+    conversation = db.session.scalar(select(Conversation).where(Conversation.token == token))
+    if conversation is None or conversation.chat is None:
+        raise NotFound("No chat with that token")
+    return conversation
+
+
+def store_message(conversation_id: int, author: str, body: str, client_id: Optional[str] = None,
+                  user: Optional[User] = None, internal: bool = False, states=None,
+                  holder: Optional[User] = None) -> Message:
+    """Store one message with the conversation's next seq (flushes; the caller commits).
+
+    The seq comes from one atomic UPDATE ... RETURNING, which also row-locks the conversation
+    on PostgreSQL until commit, so concurrent senders get consecutive seqs. With `states`, the
+    conversation must be in one of them, and with `holder` held by that agent (both checked
+    in the same statement, so a send costs no extra round trip). The message's
+    `holder_id` attribute says who holds the chat, for delivery.
+    """
+    now = utcnow()
+    statement = (update(Conversation).where(Conversation.id == conversation_id)
+                 .values(last_seq=Conversation.last_seq + 1, last_message_at=now, updated_at=now)
+                 .returning(Conversation.last_seq, Conversation.assignee_id)
+                 .execution_options(synchronize_session=False))
+    if states is not None:
+        statement = statement.where(Conversation.status.in_(states))
+    if holder is not None:
+        statement = statement.where(Conversation.assignee_id == holder.id)
+    row = db.session.execute(statement).first()
+    if row is None:
+        if holder is not None:
+            held_by(conversation_id, holder)  # says why: not yours, or not open
+        raise Conflict("This chat has ended", code="ended")
+    seq, assignee_id = row
+    message = Message(conversation_id=conversation_id, seq=seq, author=author,
+                      author_user_id=getattr(user, "id", None),
+                      direction="inbound" if author == "resident" else "outbound",
+                      body=body, internal=internal, client_id=client_id, created_at=now)
+    db.session.add(message)
+    db.session.flush()
+    message.holder_id = assignee_id  # not a column: who to deliver to
+    # source="webchat": our own handlers deliver these; the receiver delivers everyone else's.
+    send_after_commit(message_stored, message_id=message.id, conversation_id=conversation_id,
+                      channel=CHANNEL, author=author, internal=internal, source=CHANNEL)
+    return message
+
+
+def store_once(conversation_id: int, author: str, body: str, client_id: str,
+               user: Optional[User] = None, internal: bool = False, states=None,
+               holder: Optional[User] = None) -> tuple[dict, Optional[int]]:
+    """Store and commit a message unless its client id is already stored.
+
+    Returns (wire form of the message, id of the agent holding the chat). The wire form is
+    taken before the commit, so nothing is re-read afterwards: under load every extra
+    connection checkout is a wait for the pool.
+    """
+    try:
+        message = store_message(conversation_id, author, body, client_id, user, internal, states, holder)
+        data = serialise_message(message, author_name=getattr(user, "name", None))
+        db.session.commit()
+        return data, message.holder_id
+    except IntegrityError:
+        db.session.rollback()
+        existing = db.session.scalar(select(Message).where(
+            Message.conversation_id == conversation_id, Message.client_id == client_id))
+        if existing is None:
+            raise
+        return serialise_message(existing), db.session.get(Conversation, conversation_id).assignee_id
+
+
+def system_message(conversation: Conversation, body: str) -> Message:
+    """Store a message from the system (queue news, transfers) in the conversation."""
+    return store_message(conversation.id, "system", body)
+
+
+def messages_after(conversation_id: int, after_seq: int, include_internal: bool = False) -> list[Message]:
+    """Return the conversation's messages with seq > after_seq, in order."""
+    query = select(Message).where(Message.conversation_id == conversation_id, Message.seq > after_seq)
+    if not include_internal:
+        query = query.where(Message.internal.is_(False))
+    return list(db.session.scalars(query.order_by(Message.seq)))
+
+
+def serialise_message(message: Message, conversation_id: Optional[int] = None, author_name=None) -> dict:
+    """Return the wire form of a message."""
+    data = {"id": message.id, "seq": message.seq, "author": message.author, "body": message.body,
+            "at": message.created_at.isoformat(), "client_id": message.client_id}
+    if message.internal:
+        data["internal"] = True
+    if message.author == "agent":
+        name = author_name or (message.author_user.name if message.author_user is not None else None)
+        if name:
+            data["author_name"] = name
+    if conversation_id is not None:
+        data["conversation_id"] = conversation_id
+    return data
+
+
+# ---- queue, presence, assignment ---------------------------------------------------------------
+
+def waiting_chats() -> list[Conversation]:
+    """Return queued chats in the order they will be served: put-back first, then oldest."""
+    return list(db.session.scalars(
+        select(Conversation).join(ChatSession)
+        .where(Conversation.channel == CHANNEL, Conversation.status == "queued")
+        .order_by(ChatSession.priority.desc(), ChatSession.queued_at, Conversation.id)))
+
+
+def queue_positions() -> dict[int, int]:
+    """Return {conversation_id: 1-based position} for every queued chat."""
+    return {c.id: n for n, c in enumerate(waiting_chats(), start=1)}
+
+
+def queue_outlook() -> tuple[float, bool]:
+    """Return (estimated seconds of wait per queue place, whether webchat is open now)."""
+    recent = db.session.execute(
+        select(ChatSession.assigned_at, Conversation.closed_at).join(Conversation)
+        .where(Conversation.channel == CHANNEL, Conversation.closed_at.is_not(None),
+               ChatSession.assigned_at.is_not(None))
+        .order_by(Conversation.closed_at.desc()).limit(50)).all()
+    handle = [(closed - assigned).total_seconds() for assigned, closed in recent if closed > assigned]
+    average = sum(handle) / len(handle) if handle else 300.0
+    slots = sum(capacity for _, _, capacity in available_agents()) or 1
+    return average / slots, is_open()
+
+
+def set_presence(user: User, status: str) -> AgentPresence:
+    """Set an agent's presence (available, busy, away, offline)."""
+    presence = db.session.get(AgentPresence, user.id)
+    if presence is None:
+        presence = AgentPresence(user_id=user.id, status=status, since=utcnow())
+        db.session.add(presence)
+    elif presence.status != status:
+        presence.status = status
+        presence.since = utcnow()
+    db.session.flush()
+    return presence
+
+
+def socket_stale_after() -> timedelta:
+    """Return how old a socket's heartbeat may be before its process counts as dead."""
+    return timedelta(seconds=3 * cfg("WEBCHAT_HEARTBEAT_SECONDS"))
+
+
+def add_agent_socket(sid: str, user: User, server_id: str) -> None:
+    """Record a live /agent connection; an agent coming back from offline is available again."""
+    db.session.merge(AgentSocket(sid=sid, user_id=user.id, server_id=server_id, seen_at=utcnow()))
+    presence = db.session.get(AgentPresence, user.id)
+    if presence is None or presence.status == "offline":
+        set_presence(user, "available")
+    db.session.flush()
+
+
+def remove_agent_socket(sid: str) -> Optional[int]:
+    """Forget a connection; the agent goes offline when it was their last. Returns the user id."""
+    row = db.session.get(AgentSocket, sid)
+    if row is None:
+        return None
+    user_id = row.user_id
+    db.session.delete(row)
+    db.session.flush()
+    if not db.session.scalar(select(func.count()).select_from(AgentSocket).where(AgentSocket.user_id == user_id)):
+        set_presence(row.user, "offline")
+    return user_id
+
+
+def heartbeat(sids) -> None:
+    """Refresh the sockets this process holds."""
+    if sids:
+        db.session.execute(update(AgentSocket).where(AgentSocket.sid.in_(list(sids)))
+                           .values(seen_at=utcnow()).execution_options(synchronize_session=False))
+
+
+def expire_dead_sockets(now: datetime) -> None:
+    """Drop sockets of processes that stopped beating; their agents go offline from then."""
+    stale = db.session.scalars(select(AgentSocket).where(AgentSocket.seen_at < now - socket_stale_after())).all()
+    for row in stale:
+        remove_agent_socket(row.sid)
+
+
+def agent_loads(user_ids=None) -> dict[int, tuple[int, Optional[datetime]]]:
+    """Return {user_id: (chats held, last assignment time)}."""
+    query = (select(Conversation.assignee_id, func.count(), func.max(ChatSession.assigned_at))
+             .join(ChatSession).where(Conversation.channel == CHANNEL, Conversation.status.in_(HELD_STATES),
+                                      Conversation.assignee_id.is_not(None))
+             .group_by(Conversation.assignee_id))
+    if user_ids is not None:
+        query = query.where(Conversation.assignee_id.in_(list(user_ids)))
+    return {uid: (count, last) for uid, count, last in db.session.execute(query)}
+
+
+def available_agents() -> list[tuple[User, int, int]]:
+    """Return (agent, load, capacity) for agents available, connected and active."""
+    connected = select(AgentSocket.user_id)
+    agents = db.session.scalars(
+        select(User).join(AgentPresence, AgentPresence.user_id == User.id)
+        .where(AgentPresence.status == "available", User.active.is_(True),
+               User.role.in_(CHAT_ROLES + ("admin",)), User.id.in_(connected))).all()
+    loads = agent_loads([a.id for a in agents])
+    return [(a, loads.get(a.id, (0, None))[0], a.chat_capacity or 0) for a in agents]
+
+
+def lock_assignment() -> None:
+    """Serialise assignment across processes (PostgreSQL); SQLite serialises writers anyway."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK_KEY})
+
+
+def assign(conversation: Conversation, agent: User) -> None:
+    """Give a chat to an agent."""
+    conversation.status = "assigned"
+    conversation.assignee_id = agent.id
+    conversation.chat.assigned_at = utcnow()
+    conversation.chat.priority = 0
+    db.session.flush()
+
+
+def assign_waiting() -> list[Conversation]:
+    """Assign queued chats FIFO, each to the available agent with spare capacity and least load."""
+    lock_assignment()
+    waiting = waiting_chats()
+    if not waiting:
+        return []
+    agents = {a.id: a for a, _, _ in available_agents()}
+    if not agents:
+        return []
+    loads = agent_loads(agents)
+    state = {uid: [loads.get(uid, (0, None))[0], loads.get(uid, (0, None))[1]] for uid in agents}
+    made = []
+    epoch = datetime.min.replace(tzinfo=utcnow().tzinfo)
+    for conversation in waiting:
+        free = [uid for uid in agents if state[uid][0] < (agents[uid].chat_capacity or 0)]
+        if not free:
+            break
+        # Least load first; among equals the one who has waited longest since their last chat.
+        chosen = min(free, key=lambda uid: (state[uid][0], state[uid][1] or epoch, uid))
+        assign(conversation, agents[chosen])
+        state[chosen][0] += 1
+        state[chosen][1] = conversation.chat.assigned_at
+        made.append(conversation)
+    return made
+
+
+def accept(conversation_id, agent: User) -> tuple[Conversation, bool]:
+    """Let an agent pick a queued chat (or re-open one they hold); says whether it is newly theirs."""
+    conversation = chat_or_404(conversation_id)
+    if conversation.assignee_id == agent.id and conversation.status in HELD_STATES:
+        return conversation, False
+    if conversation.status != "queued":
+        raise Conflict("That chat is no longer waiting", code="not_waiting")
+    lock_assignment()
+    db.session.refresh(conversation)
+    if conversation.status != "queued":
+        raise Conflict("That chat is no longer waiting", code="not_waiting")
+    load = agent_loads([agent.id]).get(agent.id, (0, None))[0]
+    if load >= (agent.chat_capacity or 0):
+        raise Conflict("You are at your chat capacity", code="at_capacity")
+    assign(conversation, agent)
+    return conversation, True
+
+
+def chat_or_404(conversation_id) -> Conversation:
+    """Return the webchat conversation with this id or refuse."""
+    conversation_id = clean_int(conversation_id, "conversation_id", 1)
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is None or conversation.channel != CHANNEL or conversation.chat is None:
+        raise NotFound("No such chat")
+    return conversation
+
+
+def held_by(conversation_id, agent: User) -> Conversation:
+    """Return a chat the agent holds (supervisors and admins may act on any)."""
+    conversation = chat_or_404(conversation_id)
+    if conversation.assignee_id != agent.id and not agent.has_role("supervisor"):
+        raise DomainError("That chat is not yours", code="not_yours", status=403)
+    if conversation.status not in HELD_STATES:
+        raise Conflict("That chat is not open", code="not_open")
+    return conversation
+
+
+def requeue(conversation: Conversation, note: str, queue: Optional[Queue] = None) -> None:
+    """Put a chat back at the head of its (or another) queue."""
+    conversation.status = "queued"
+    conversation.assignee_id = None
+    conversation.chat.priority = 1
+    if queue is not None:
+        conversation.queue_id = queue.id
+    system_message(conversation, note)
+
+
+def transfer(conversation: Conversation, actor: User, queue_code=None, agent_id=None, note=None) -> Optional[User]:
+    """Transfer a chat to another agent or queue, with an internal note; returns the new agent."""
+    note = clean_text(note, "note", cfg("WEBCHAT_MAX_MESSAGE_CHARS"), required=False)
+    if (queue_code is None) == (agent_id is None):
+        raise ValidationFailed("Transfer to a queue or to an agent", {"queue": ["give queue or agent_id"]})
+    if note:
+        store_message(conversation.id, "agent", f"Transfer note: {note}", user=actor, internal=True)
+    if agent_id is not None:
+        target = db.session.get(User, clean_int(agent_id, "agent_id", 1))
+        if target is None or not target.active or not target.has_role(*CHAT_ROLES):
+            raise ValidationFailed("No such agent", {"agent_id": ["not an active agent"]})
+        if target.id == conversation.assignee_id:
+            raise Conflict("That agent already has this chat", code="same_agent")
+        conversation.assignee_id = target.id
+        conversation.chat.assigned_at = utcnow()
+        system_message(conversation, f"You are being transferred to {target.name}.")
+        return target
+    if not isinstance(queue_code, str):
+        raise ValidationFailed("queue must be a queue code", {"queue": ["a webchat queue code"]})
+    queue = db.session.scalar(select(Queue).where(Queue.code == queue_code, Queue.channel == CHANNEL))
+    if queue is None:
+        raise ValidationFailed("No such webchat queue", {"queue": [f"no webchat queue {queue_code!r}"]})
+    requeue(conversation, "You are being transferred; the next adviser will be with you shortly.", queue)
+    return None
+
+
+def requeue_from_absent_agents(now: datetime) -> list[tuple[Conversation, int]]:
+    """Put back at the head the open chats of agents away or disconnected beyond the grace period."""
+    cutoff = now - timedelta(seconds=cfg("WEBCHAT_GRACE_SECONDS"))
+    absent = select(AgentPresence.user_id).where(AgentPresence.status.in_(("away", "offline")),
+                                                 AgentPresence.since <= cutoff)
+    chats = db.session.scalars(select(Conversation).where(
+        Conversation.channel == CHANNEL, Conversation.status == "assigned",
+        Conversation.assignee_id.in_(absent))).all()
+    moved = []
+    for conversation in chats:
+        moved.append((conversation, conversation.assignee_id))
+        requeue(conversation, "Your adviser had to leave; you are back at the front of the queue.")
+    return moved
+
+
+def offer_offline(now: datetime) -> list[Conversation]:
+    """Mark chats waiting beyond the no-agent limit as offered "leave a message"."""
+    cutoff = now - timedelta(seconds=cfg("WEBCHAT_NO_AGENT_SECONDS"))
+    chats = db.session.scalars(select(Conversation).join(ChatSession).where(
+        Conversation.channel == CHANNEL, Conversation.status == "queued",
+        ChatSession.queued_at <= cutoff, ChatSession.offline_offered_at.is_(None))).all()
+    for conversation in chats:
+        conversation.chat.offline_offered_at = now
+    return list(chats)
+
+
+# ---- endings ---------------------------------------------------------------------------------
+
+def offline_category(topic: Optional[str]) -> Optional[Category]:
+    """Return the category a left message is filed under: the topic's, its service's first, or the default."""
+    active = select(Category).where(Category.active.is_(True))
+    if topic:
+        category = db.session.scalar(active.where(Category.code == topic))
+        if category is None:
+            category = db.session.scalar(active.join(Category.service).where(Service.code == topic)
+                                         .order_by(Category.id))
+        if category is not None:
+            return category
+    return db.session.scalar(active.where(Category.code == cfg("WEBCHAT_OFFLINE_CATEGORY")))
+
+
+def leave_message(conversation: Conversation, body, email=None) -> str:
+    """Turn a chat nobody could take into a left message: a case, or an email conversation.
+
+    The same conversation carries on (its messages stay), with a reference for the resident.
+    """
+    if conversation.status not in LIVE_STATES:
+        raise Conflict("This chat has ended", code="ended")
+    body = clean_text(body, "message", cfg("WEBCHAT_MAX_MESSAGE_CHARS"))
+    email = clean_text(email, "email", 254, required=False) or conversation.chat.email
+    if email and email != conversation.chat.email:
+        resolve_customer(conversation.chat.name, email, None)
+        conversation.chat.email = email
+    store_message(conversation.id, "resident", body)
+    transcript = "\n".join(f"{m.author}: {m.body}" for m in messages_after(conversation.id, 0))
+    category = offline_category(conversation.topic)
+    now = utcnow()
+    contact = record_contact(conversation.customer, CHANNEL, summary="Message left on webchat",
+                             notes=body, category=category.code if category else conversation.topic,
+                             outcome="case_raised" if category else "pending",
+                             started_at=conversation.created_at, ended_at=now, conversation=conversation)
+    conversation.assignee_id = None
+    conversation.chat.ended_at = now
+    if category is not None:
+        case = open_case(conversation.customer, category.service.code, category.code,
+                         f"Webchat message: {body[:80]}", transcript, contact=contact, source_channel=CHANNEL)
+        conversation.case_id = case.id
+        conversation.status = "closed"
+        conversation.closed_at = now
+        reference = case.reference
+    else:
+        # No service to route to: the conversation becomes an email thread staff answer later.
+        conversation.channel = "email" if email else CHANNEL
+        conversation.status = "open"
+        reference = f"WEB-{conversation.id:06d}"
+    conversation.chat.offline_reference = reference
+    system_message(conversation, f"Thank you. Your message has been passed on; your reference is {reference}.")
+    return reference
+
+
+def end_by_resident(conversation: Conversation) -> None:
+    """The resident ends the chat; unanswered ones are recorded as abandoned at once."""
+    if conversation.status not in LIVE_STATES:
+        return
+    now = utcnow()
+    conversation.chat.ended_at = now
+    system_message(conversation, "The resident ended the chat.")
+    if conversation.status == "queued":
+        conversation.status = "closed"
+        conversation.closed_at = now
+        record_contact(conversation.customer, CHANNEL, summary="Webchat abandoned in the queue",
+                       outcome="abandoned", started_at=conversation.created_at, ended_at=now,
+                       conversation=conversation, category=conversation.topic)
+    else:
+        conversation.status = "ended"  # the agent still closes it with an outcome
+
+
+def close_chat(conversation: Conversation, agent: User, outcome, summary=None):
+    """Close a chat with an outcome: one webchat Contact on the timeline, transcript in its conversation."""
+    if outcome not in OUTCOMES:
+        raise ValidationFailed("Unknown outcome", {"outcome": [f"must be one of {', '.join(OUTCOMES)}"]})
+    summary = clean_text(summary, "summary", 300, required=False)
+    now = utcnow()
+    was_live = conversation.status == "assigned"
+    if was_live:
+        system_message(conversation, "The adviser closed the chat. Thank you for contacting us.")
+    conversation.status = "closed"
+    conversation.closed_at = now
+    conversation.chat.ended_at = conversation.chat.ended_at or now
+    return record_contact(
+        conversation.customer, CHANNEL, summary=summary or f"Webchat: {conversation.topic or 'general enquiry'}",
+        category=conversation.topic, outcome=outcome, agent=agent,
+        started_at=conversation.chat.assigned_at or conversation.created_at, ended_at=now,
+        conversation=conversation, case=conversation.case), was_live
+
+
+def raise_case(conversation: Conversation, agent: User, payload):
+    """Raise a case for the chat's customer with the cases service."""
+    if not isinstance(payload, dict):
+        raise ValidationFailed("raise_case needs an object", {"payload": ["must be an object"]})
+    transcript = "\n".join(f"{m.author}: {m.body}" for m in messages_after(conversation.id, 0))
+    description = clean_text(payload.get("description"), "description", 5000, required=False) or transcript
+    case = open_case(conversation.customer, payload.get("service") or "", payload.get("category") or "",
+                     clean_text(payload.get("title"), "title", 200), description,
+                     priority=payload.get("priority") or "normal", actor=agent, source_channel=CHANNEL)
+    conversation.case_id = case.id
+    return case
+
+
+def rate(conversation: Conversation, rating) -> None:
+    """Record the resident's satisfaction (1-5)."""
+    rating = clean_int(rating, "rating", 1)
+    if rating > 5:
+        raise ValidationFailed("rating is 1 to 5", {"rating": ["1 to 5"]})
+    conversation.chat.rating = rating
+
+
+def link_customer(conversation: Conversation, customer_id) -> None:
+    """Point the chat at the right customer when identity resolution picked another."""
+    from ..customers.identity import live_customer
+    from ..models import Customer
+
+    customer = live_customer(db.session.get(Customer, clean_int(customer_id, "customer_id", 1)))
+    if customer is None:
+        raise NotFound("No such customer")
+    conversation.customer_id = customer.id
+
+
+def clean_presence(status) -> str:
+    """Return a presence an agent may choose."""
+    if status not in PRESENCE_CHOICES:
+        raise ValidationFailed("Unknown presence", {"status": [f"one of {', '.join(PRESENCE_CHOICES)}"]})
+    return status
+

@@ -1,0 +1,43 @@
+"""Webchat settings: defaults, overridable by app config or the environment (WEBCHAT_*)."""
+import os
+
+DEFAULTS = {
+    "WEBCHAT_MAX_MESSAGE_CHARS": 2000,
+    "WEBCHAT_MAX_NAME_CHARS": 120,
+    # Token buckets: a connection may burst this many messages, then this many per second.
+    "WEBCHAT_CONNECTION_BURST": 10,
+    "WEBCHAT_CONNECTION_RATE": 2.0,
+    "WEBCHAT_IP_BURST": 60,
+    "WEBCHAT_IP_RATE": 10.0,
+    "WEBCHAT_MAX_OPEN_PER_VISITOR": 2,
+    "WEBCHAT_MAX_OPEN_PER_IP": 20,
+    # Seconds an agent may be away or disconnected before their chats go back to the queue.
+    "WEBCHAT_GRACE_SECONDS": 60,
+    # Seconds a resident waits with no agent before being offered "leave a message".
+    "WEBCHAT_NO_AGENT_SECONDS": 300,
+    "WEBCHAT_SWEEP_SECONDS": 1.0,
+    "WEBCHAT_HEARTBEAT_SECONDS": 10,
+    # Origins (scheme://host[:port]) whose pages may embed the widget, space separated.
+    "WEBCHAT_ALLOWED_ORIGINS": "",
+    "WEBCHAT_TIMEZONE": "Europe/London",
+    "WEBCHAT_HOLIDAY_SUBDIV": "ENG",
+    # Category for a message left out of hours when the chosen topic names none.
+    "WEBCHAT_OFFLINE_CATEGORY": "general_enquiry",
+}
+
+
+def init_app(app):
+    """Fill in webchat settings the app config lacks, from WEBCHAT_* variables or defaults."""
+    for name, default in DEFAULTS.items():
+        if name in app.config:
+            continue
+        raw = os.environ.get(name)
+        app.config[name] = default if raw is None else type(default)(raw)
+
+
+def allowed_origins(app) -> list[str]:
+    """Return the origins allowed to embed the widget."""
+    raw = app.config.get("WEBCHAT_ALLOWED_ORIGINS") or ""
+    if isinstance(raw, (list, tuple)):
+        return [o.rstrip("/") for o in raw if o]
+    return [o.rstrip("/") for o in raw.replace(",", " ").split() if o]

@@ -1,0 +1,63 @@
+"""Webchat pages: /chat for residents, /chat/widget.js to embed it, /agent/chats for staff."""
+from flask import current_app, make_response, render_template, request, url_for
+from sqlalchemy import select
+
+from ..auth.access import roles_required
+from ..extensions import db
+from ..models import OUTCOMES, CannedReply, Queue, Service, User
+from . import bp, service
+from .settings import allowed_origins
+
+TOPICS = [
+    ("", "Something else"), ("council_tax", "Council Tax"), ("waste", "Bins and recycling"),
+    ("highways", "Roads and pavements"), ("adult_social_care", "Adult social care"),
+    ("libraries", "Libraries"),
+]
+
+
+def _embeddable(response):
+    """Let the configured council sites frame the chat page, and nobody else."""
+    origins = " ".join(allowed_origins(current_app))
+    response.headers["Content-Security-Policy"] = f"frame-ancestors 'self' {origins}".strip()
+    response.embeddable = True
+    return response
+
+
+@bp.route("/chat")
+def chat():
+    """The resident chat page (also the widget's frame when ?embed=1)."""
+    embed = request.args.get("embed") == "1"
+    opens = service.next_opening()
+    page = render_template("webchat/chat.html", embed=embed, topics=TOPICS, open_now=service.is_open(),
+                           opens_at=opens, max_chars=current_app.config["WEBCHAT_MAX_MESSAGE_CHARS"])
+    return _embeddable(make_response(page))
+
+
+@bp.route("/chat/widget.js")
+def widget():
+    """The one-script-tag widget: a button that opens /chat in a frame on the council's page."""
+    script = render_template("webchat/widget.js", chat_url=url_for("webchat.chat", embed="1", _external=True))
+    response = make_response(script)
+    response.headers["Content-Type"] = "application/javascript; charset=utf-8"
+    response.headers["Cache-Control"] = "public, max-age=300"
+    origin = request.headers.get("Origin")
+    if origin and origin.rstrip("/") in allowed_origins(current_app):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+@bp.route("/agent/chats")
+@roles_required("agent", "supervisor")
+def console():
+    """The agent's chat console: waiting chats, my chats side by side with each customer's timeline."""
+    services = db.session.scalars(select(Service).where(Service.active.is_(True)).order_by(Service.name)).all()
+    categories = {s.code: [(c.code, c.name) for c in s.categories if c.active] for s in services}
+    queues = db.session.scalars(select(Queue).where(Queue.channel == service.CHANNEL).order_by(Queue.name)).all()
+    agents = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(("agent", "supervisor")))
+                                .order_by(User.name)).all()
+    canned = db.session.scalars(select(CannedReply).order_by(CannedReply.title)).all()
+    return render_template("webchat/console.html", services=services, categories=categories, queues=queues,
+                           agents=agents, canned=canned, outcomes=OUTCOMES)
+
+

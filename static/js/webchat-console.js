@@ -1,0 +1,208 @@
+/* Agent chat console: waiting chats and my chats, live over the /agent namespace.
+   Messages are keyed by id (shown once) and kept in seq order; text only via textContent. */
+(function () {
+  "use strict";
+  var socket = io("/agent");
+  var panels = {};   // conversation id -> {el, shown: {id: li}, seq}
+  var categories = JSON.parse(document.getElementById("chat-categories").textContent);
+  var $ = function (id) { return document.getElementById(id); };
+  var uuid = function () {
+    return (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : "a" + Date.now() + Math.random();
+  };
+
+  function setConnection(text) { $("connection").textContent = text; }
+  socket.on("connect", function () {
+    setConnection("Connected");
+    socket.emit("presence", { status: $("presence").value });
+    socket.emit("mine", {}, function (ack) { (ack.items || []).forEach(openPanel); });
+  });
+  socket.on("disconnect", function () { setConnection("Disconnected – reconnecting…"); });
+  socket.on("connect_error", function () { setConnection("Cannot connect – retrying…"); });
+  socket.on("presence", function (p) { $("presence").value = p.status === "offline" ? "available" : p.status; });
+  $("presence").addEventListener("change", function () { socket.emit("presence", { status: this.value }); });
+
+  socket.on("queue", function (q) {
+    var list = $("waiting");
+    list.replaceChildren();
+    q.items.forEach(function (c) {
+      var li = document.createElement("li");
+      var name = document.createElement("strong");
+      name.textContent = c.name || c.customer_name;
+      var meta = document.createElement("div");
+      meta.className = "muted";
+      meta.textContent = (c.topic || "general") + " · waiting since " + new Date(c.queued_at).toLocaleTimeString();
+      var take = document.createElement("button");
+      take.type = "button";
+      take.className = "button secondary";
+      take.textContent = "Take chat";
+      take.setAttribute("aria-label", "Take chat with " + name.textContent);
+      take.addEventListener("click", function () {
+        socket.emit("accept", { conversation_id: c.conversation_id }, function (ack) {
+          if (ack.error) { alert(ack.error.message); return; }
+          openPanel(Object.assign(ack.conversation, { messages: ack.messages }));
+        });
+      });
+      li.append(name, meta, take);
+      list.appendChild(li);
+    });
+    $("waiting-count").textContent = q.items.length;
+    $("waiting-empty").hidden = q.items.length > 0;
+  });
+
+  socket.on("assigned", openPanel);
+  socket.on("message", function (m) { var p = panels[m.conversation_id]; if (p) addMessage(p, m); });
+  socket.on("typing", function (t) {
+    var p = panels[t.conversation_id];
+    if (p) p.el.querySelector(".chat-typing").textContent = t.typing ? "Resident is typing…" : "";
+  });
+  socket.on("ended", function (e) {
+    var p = panels[e.conversation_id];
+    if (p) { p.el.classList.add("ended"); p.el.querySelector(".chat-flag").textContent = "The resident has left: close with an outcome."; }
+  });
+  socket.on("unassigned", function (e) { closePanel(e.conversation_id); });
+
+  function addMessage(p, m) {
+    if (p.shown[m.id]) return;
+    var li = document.createElement("li");
+    li.className = "from-" + m.author + (m.internal ? " internal" : "");
+    li.setAttribute("data-seq", m.seq);
+    var who = document.createElement("span");
+    who.className = "who";
+    who.textContent = m.internal ? "Note:" : (m.author === "resident" ? p.name + ":" : m.author === "agent" ? (m.author_name || "Agent") + ":" : "");
+    var body = document.createElement("span");
+    body.textContent = m.body;
+    li.append(who, body);
+    var log = p.el.querySelector(".chat-log");
+    var after = Array.prototype.find.call(log.children, function (x) { return +x.getAttribute("data-seq") > m.seq; });
+    log.insertBefore(li, after || null);
+    log.scrollTop = log.scrollHeight;
+    p.shown[m.id] = li;
+    if (m.seq > p.seq + 1) {  // a gap: fetch what we missed
+      socket.emit("history", { conversation_id: p.id, after_seq: p.seq }, function (ack) {
+        (ack.messages || []).forEach(function (x) { addMessage(p, x); });
+      });
+    }
+    p.seq = Math.max(p.seq, m.seq);
+  }
+
+  function openPanel(c) {
+    var p = panels[c.conversation_id];
+    if (!p) {
+      var el = document.getElementById("chat-panel").content.firstElementChild.cloneNode(true);
+      p = panels[c.conversation_id] = { id: c.conversation_id, el: el, shown: {}, seq: 0, name: c.name };
+      el.setAttribute("aria-label", "Chat with " + c.name);
+      wire(p, c);
+      $("mine").appendChild(el);
+      $("mine-empty").hidden = true;
+    }
+    p.el.querySelector(".chat-title").textContent = c.name;
+    p.el.querySelector(".chat-meta").textContent = [c.topic || "general", c.email, c.phone,
+      c.case_reference ? "case " + c.case_reference : null].filter(Boolean).join(" · ");
+    if (c.status === "ended") p.el.classList.add("ended");
+    (c.messages || []).forEach(function (m) { addMessage(p, m); });
+    loadCustomer(p, c.customer_id, c.customer_name);
+  }
+
+  function closePanel(id) {
+    var p = panels[id];
+    if (!p) return;
+    p.el.remove();
+    delete panels[id];
+    $("mine-empty").hidden = Object.keys(panels).length > 0;
+  }
+
+  function loadCustomer(p, customerId, name) {
+    var link = p.el.querySelector(".chat-customer-link");
+    link.textContent = name + " (#" + customerId + ")";
+    link.href = "/customers/" + customerId;
+    fetch("/api/v1/customers/" + customerId + "/timeline?limit=10", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : { items: [] }; })
+      .then(function (data) {
+        var list = p.el.querySelector(".chat-timeline");
+        list.replaceChildren();
+        data.items.forEach(function (e) {
+          var li = document.createElement("li");
+          li.className = "entry";
+          li.textContent = new Date(e.occurred_at).toLocaleDateString() + " · " + (e.channel || "") + " · " + e.summary;
+          list.appendChild(li);
+        });
+      });
+  }
+
+  function wire(p, c) {
+    var el = p.el, input = el.querySelector(".chat-input"), typingTimer = null, typingNow = false;
+    function typing(on) {
+      if (on === typingNow) return;
+      typingNow = on;
+      socket.emit("typing", { conversation_id: p.id, typing: on });
+    }
+    function store(event) {
+      var body = input.value.trim();
+      if (!body) return;
+      var payload = { conversation_id: p.id, client_id: uuid(), body: body };
+      var attempt = function () {
+        socket.timeout(8000).emit(event, payload, function (err, ack) {
+          if (err) { setTimeout(attempt, 1000); return; }  // same client_id: stored once
+          if (ack.error) { el.querySelector(".chat-flag").textContent = ack.error.message; return; }
+          addMessage(p, { id: ack.id, seq: ack.seq, author: "agent", body: body, internal: event === "note", author_name: "You" });
+        });
+      };
+      attempt();
+      input.value = "";
+      typing(false);
+    }
+    el.querySelector(".chat-send").addEventListener("submit", function (ev) { ev.preventDefault(); store("message"); });
+    el.querySelector(".chat-note").addEventListener("click", function () { store("note"); });
+    input.addEventListener("keydown", function (ev) {
+      if (ev.key === "Enter" && !ev.shiftKey) { ev.preventDefault(); store("message"); }
+    });
+    input.addEventListener("input", function () {
+      typing(true);
+      clearTimeout(typingTimer);
+      typingTimer = setTimeout(function () { typing(false); }, 3000);
+    });
+    el.querySelector(".chat-canned").addEventListener("change", function () {
+      if (this.value) { input.value = input.value ? input.value + " " + this.value : this.value; this.value = ""; input.focus(); }
+    });
+    el.querySelector(".chat-transfer").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      var f = this, payload = { conversation_id: p.id, note: f.note.value };
+      if (f.agent_id.value) payload.agent_id = +f.agent_id.value; else payload.queue = f.queue.value;
+      socket.emit("transfer", payload, function (ack) {
+        if (ack.error) { el.querySelector(".chat-flag").textContent = ack.error.message; return; }
+        closePanel(p.id);
+      });
+    });
+    var caseForm = el.querySelector(".chat-case");
+    function fillCategories() {
+      caseForm.category.replaceChildren.apply(caseForm.category, (categories[caseForm.service.value] || []).map(function (pair) {
+        var o = document.createElement("option"); o.value = pair[0]; o.textContent = pair[1]; return o;
+      }));
+    }
+    caseForm.service.addEventListener("change", fillCategories);
+    fillCategories();
+    caseForm.addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      socket.emit("raise_case", { conversation_id: p.id, service: caseForm.service.value,
+        category: caseForm.category.value, title: caseForm.title.value }, function (ack) {
+        el.querySelector(".chat-flag").textContent = ack.error ? ack.error.message : "Case " + ack.reference + " raised.";
+        if (!ack.error) loadCustomer(p, c.customer_id, c.customer_name);
+      });
+    });
+    el.querySelector(".chat-close").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      socket.emit("close", { conversation_id: p.id, outcome: this.outcome.value }, function (ack) {
+        if (ack.error) { el.querySelector(".chat-flag").textContent = ack.error.message; return; }
+        closePanel(p.id);
+      });
+    });
+    el.querySelector(".chat-link").addEventListener("submit", function (ev) {
+      ev.preventDefault();
+      socket.emit("link_customer", { conversation_id: p.id, customer_id: +this.customer_id.value }, function (ack) {
+        if (ack.error) { el.querySelector(".chat-flag").textContent = ack.error.message; return; }
+        c.customer_id = ack.customer_id;
+        loadCustomer(p, ack.customer_id, "Customer");
+      });
+    });
+  }
+})();
