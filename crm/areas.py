@@ -14,10 +14,15 @@ def register(app):
     from . import portal
 
     portal.init_app(app)
+    from . import mail
+
+    mail.register(app)
 
 
 def api_blueprints():
     """Return each area's flask-smorest blueprints for /api/v1."""
     from .cases import api as cases_api
 
-    return [cases_api.blp, cases_api.services_blp]
+    from . import mail
+
+    return [cases_api.blp, cases_api.services_blp, *mail.api_blueprints()]

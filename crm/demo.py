@@ -255,3 +255,6 @@ def seed_demo(password: str, customers: int = 300, seed: int = 2026):
 
     seed_webchat()
     db.session.commit()
+    from .mail.demo import seed_email_demo
+
+    seed_email_demo()

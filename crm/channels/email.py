@@ -12,12 +12,12 @@ import secrets
 import smtplib
 import ssl
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import policy
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message as MimeMessage
-from email.parser import BytesParser
+from email.parser import BytesHeaderParser, BytesParser
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
 from html.parser import HTMLParser
 from typing import Iterable, Optional
@@ -27,15 +27,18 @@ from blinker import Namespace
 from flask import current_app
 from huey.exceptions import RetryTask
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..audit import audit
-from ..cases.service import open_case
+from ..cases import lifecycle
+from ..cases.routing import keywords_match
+from ..cases.service import open_case, reopen_case
 from ..customers.identity import live_customer, normalise_email, resolve_customer
 from ..customers.timeline import record_contact
 from ..errors import Conflict, DomainError, ValidationFailed
 from ..extensions import db
-from ..jobs import huey, job
+from ..jobs import crontab, huey, job, periodic_job
 from ..models import (
     OUTCOMES, Attachment, Case, Contact, Conversation, Customer, CustomerIdentity, InboundEmail, Message,
     OutboundEmail, Queue, RoutingRule, Service, utcnow,
@@ -56,6 +59,7 @@ REPLY_ADDRESS_RE = re.compile(r"^reply\+([a-z0-9]{8,64})@(.+)$", re.IGNORECASE)
 MSGID_RE = re.compile(r"<([^<>\s]{1,998})>")
 MAX_BODY_CHARS = 200_000
 OUR_ID_PREFIX = "crm."
+STUCK_AFTER = timedelta(minutes=5)  # a stored message not processed by then was interrupted
 RETRY_FIRST_DELAY_SECONDS = 30  # then 60, 120, ... until EMAIL_SEND_ATTEMPTS are spent
 MAX_THREAD_IDS = 50
 BLOCKED_EXTENSIONS = frozenset(
@@ -146,9 +150,13 @@ def message_ids_in(value: str) -> list:
 
 def header_text(mime: MimeMessage, name: str) -> str:
     """Return a header decoded to text; fall back to the raw value when the modern parser gives up."""
+    for key, raw in mime.raw_items():
+        if key.lower() == name.lower() and re.search("[\udc80-\udcff]", raw):
+            # Raw 8-bit bytes in a header (against the RFC, but common): UTF-8, else Windows-1252.
+            return _decode_words(_decode_bytes(raw.encode("ascii", "surrogateescape"), None))
     try:
         value = mime.get(name)
-        return "" if value is None else str(value)
+        return "" if value is None else without_surrogates(str(value))
     except Exception:  # noqa: BLE001 - a malformed header must not stop the message
         for key, raw in mime.raw_items():
             if key.lower() == name.lower():
@@ -156,16 +164,26 @@ def header_text(mime: MimeMessage, name: str) -> str:
         return ""
 
 
+def without_surrogates(text: str) -> str:
+    """Turn the surrogate escapes the email package uses for undecodable bytes back into text."""
+    if not text or not re.search("[\ud800-\udfff]", text):
+        return text
+    try:
+        return _decode_bytes(text.encode("utf-8", "surrogateescape"), None)
+    except UnicodeEncodeError:
+        return re.sub("[\ud800-\udfff]", "\ufffd", text)
+
+
 def _decode_words(raw: str) -> str:
     """Decode RFC 2047 encoded words leniently."""
     try:
-        return str(make_header(decode_header(raw)))
+        return without_surrogates(str(make_header(decode_header(raw))))
     except Exception:  # noqa: BLE001
-        return raw
+        return without_surrogates(raw)
 
 
 def _clean_line(text: str, limit: int) -> str:
-    return re.sub(r"[\x00-\x1f\x7f]+", " ", text or "").strip()[:limit]
+    return re.sub(r"[\x00-\x1f\x7f]+", " ", without_surrogates(text or "")).strip()[:limit]
 
 
 def _addresses(mime: MimeMessage, name: str) -> list:
@@ -180,7 +198,7 @@ def _addresses(mime: MimeMessage, name: str) -> list:
     if not pairs:
         raw_values = [raw for key, raw in mime.raw_items() if key.lower() == name.lower()]
         pairs = getaddresses([_decode_words(v) for v in raw_values])
-    return [(_clean_line(n, 200), (a or "").strip()) for n, a in pairs if a and "@" in a]
+    return [(_clean_line(n, 200), without_surrogates((a or "").strip())) for n, a in pairs if a and "@" in a]
 
 
 def _decode_bytes(data: bytes, charset: Optional[str]) -> str:
@@ -203,7 +221,7 @@ def part_text(part: MimeMessage) -> str:
         data = None
     if data is None:
         payload = part.get_payload()
-        return payload if isinstance(payload, str) else ""
+        return without_surrogates(payload) if isinstance(payload, str) else ""
     try:
         charset = part.get_content_charset()
     except Exception:  # noqa: BLE001
@@ -239,18 +257,12 @@ def _filename(part: MimeMessage, index: int) -> str:
 
 
 def _is_attachment(part: MimeMessage) -> bool:
-    disposition = (part.get_content_disposition() or "").lower()
-    if disposition == "attachment":
+    """Say whether a leaf that is not the body is a file to keep (an unnamed extra text part is not)."""
+    if (part.get_content_disposition() or "").lower() == "attachment":
         return True
-    maintype = part.get_content_maintype()
-    if maintype == "multipart":
-        return False
-    if part.get_content_type() in ("text/plain", "text/html") and disposition != "attachment":
-        try:
-            return bool(part.get_filename()) and disposition == "attachment"
-        except Exception:  # noqa: BLE001
-            return False
-    return True
+    if part.get_content_type() in ("text/plain", "text/html"):
+        return False  # an alternative or stray body part: its text is in the raw message
+    return part.get_content_maintype() != "multipart"
 
 
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedEmail:
@@ -293,6 +305,11 @@ def _read_body(parsed: ParsedEmail, max_attachment_bytes: int) -> None:
     except Exception:  # noqa: BLE001 - broken trees: fall back to walking the leaves below
         pass
     leaves = list(_leaf_parts(mime))
+    if text_part is None and html_part is None and mime.get_content_maintype() == "multipart" \
+            and isinstance(mime.get_payload(), str):
+        parsed.defects.append("UnreadableMultipart")
+        _read_broken_multipart(parsed, mime.get_payload(), max_attachment_bytes)
+        return
     if text_part is None and html_part is None:
         # No recognisable body (broken boundary, odd types): take the first inline text leaf.
         for part in leaves:
@@ -317,6 +334,23 @@ def _read_body(parsed: ParsedEmail, max_attachment_bytes: int) -> None:
         parsed.text = parsed.text or ""
 
 
+def _read_broken_multipart(parsed: ParsedEmail, payload: str, max_attachment_bytes: int) -> None:
+    """Read a multipart whose declared boundary is missing or wrong, using the boundary its parts use."""
+    match = re.search(r"^--([^\s-][^\s]{0,69}?)\s*$", payload, re.MULTILINE)
+    payload = without_surrogates(payload)
+    if match is None:
+        parsed.text = payload.strip()
+        return
+    boundary = match.group(1).removesuffix("--")
+    rebuilt = f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n{payload}'.encode("utf-8", "surrogateescape")
+    if not isinstance(BytesParser(policy=policy.default).parsebytes(rebuilt).get_payload(), list):
+        parsed.text = payload.strip()  # the guess did not help either: show the text as it is
+        return
+    inner = parse_email(rebuilt, max_attachment_bytes=max_attachment_bytes)
+    parsed.text, parsed.html = inner.text, inner.html
+    parsed.attachments, parsed.withheld = inner.attachments, inner.withheld
+
+
 def _read_attachment(parsed: ParsedEmail, part: MimeMessage, index: int, max_bytes: int) -> None:
     filename = _filename(part, index)
     content_type = part.get_content_type()[:100]
@@ -337,7 +371,8 @@ def _read_attachment(parsed: ParsedEmail, part: MimeMessage, index: int, max_byt
         parsed.withheld.append({"filename": filename, "reason": "larger than the attachment limit",
                                 "size": len(data)})
         return
-    content_id = normalise_message_id(str(part.get("Content-ID", "") or "")) if part.get("Content-ID") else None
+    content_id = normalise_message_id(header_text(part, "Content-ID"))
+    content_id = content_id[:255] if content_id else None
     inline = (part.get_content_disposition() or "").lower() == "inline" or (
         content_id is not None and part.get_content_maintype() == "image")
     parsed.attachments.append(ParsedAttachment(filename, content_type, data, inline, content_id))
@@ -417,8 +452,17 @@ _SIGNATURE_LINES = [
 ]
 
 
-def trim_reply(text: str) -> str:
-    """Return the new part of a reply: quoted history and signature cut (the full text is kept apart)."""
+_FORWARD_MARKERS = re.compile(r"^\s*(-+ ?Forwarded message ?-+|Begin forwarded message:)", re.IGNORECASE | re.MULTILINE)
+_FORWARD_SUBJECT = re.compile(r"^\s*(fwd?|fw)\s*:", re.IGNORECASE)
+
+
+def trim_reply(text: str, subject: str = "") -> str:
+    """Return the new part of a reply: quoted history and signature cut (the full text is kept apart).
+
+    A forward is left whole: the forwarded history is what the resident is telling us.
+    """
+    if _FORWARD_SUBJECT.match(subject or "") or _FORWARD_MARKERS.search(text or ""):
+        return (text or "").strip()
     lines = (text or "").replace("\r\n", "\n").split("\n")
     cut = len(lines)
     for index in range(1, len(lines)):
@@ -581,45 +625,50 @@ def _result_for(inbound: InboundEmail, status: Optional[str] = None) -> IngestRe
         conversation = db.session.get(Conversation, inbound.conversation_id)
         case_reference = conversation.case.reference if conversation and conversation.case else None
     return IngestResult(status or inbound.status, inbound.id, inbound.conversation_id, inbound.customer_id,
-                        case_reference, inbound.reason if (status or inbound.status) == "quarantined" else None)
+                        case_reference,
+                        inbound.reason if (status or inbound.status) in ("quarantined", "auto_reply") else None)
 
 
 def receive(raw: bytes, *, source: str, envelope_from: Optional[str] = None,
-            envelope_to: Iterable[str] = ()) -> IngestResult:
-    """Store a raw message (committed at once), then process it; the one way in. Commits.
+            envelope_to: Iterable[str] = (), commit: bool = True) -> IngestResult:
+    """Store a raw message, then process it: the one way in for SMTP, HTTP and files.
 
-    `envelope_from` is the SMTP MAIL FROM ("" for the null sender, None when unknown).
+    With `commit` (SMTP and HTTP, which answer the sender), the raw bytes are committed before
+    processing starts and the result after. Without it (file import), the caller commits a
+    batch at a time: until then the file itself is the safe copy, and importing it again is
+    idempotent. `envelope_from` is the SMTP MAIL FROM ("" for the null sender, None when unknown).
     """
     if not isinstance(raw, (bytes, bytearray)) or not raw:
         raise ValidationFailed("An email message is required", {"message": ["empty"]})
     raw = bytes(raw)
     message_id = message_id_of(raw)
     key = dedupe_key(message_id, raw)
-    existing = db.session.scalar(select(InboundEmail).where(InboundEmail.dedupe_key == key))
-    if existing is None:
-        inbound = InboundEmail(
-            dedupe_key=key, message_id_header=message_id, content_sha256=hashlib.sha256(raw).hexdigest(),
-            raw=raw, size=len(raw), source=source,
-            envelope_from=None if envelope_from is None else envelope_from[:500],
-            envelope_to=",".join(envelope_to)[:5000] or None, status="received", details={},
-        )
-        db.session.add(inbound)
-        try:
+    values = dict(
+        dedupe_key=key, message_id_header=message_id, content_sha256=hashlib.sha256(raw).hexdigest(),
+        raw=raw, size=len(raw), source=source,
+        envelope_from=None if envelope_from is None else envelope_from[:500],
+        envelope_to=",".join(envelope_to)[:5000] or None, status="received", details={}, attempts=0,
+        received_at=utcnow(),
+    )
+    # INSERT ... ON CONFLICT DO NOTHING: the same message arriving twice at once (an MTA retry
+    # racing the first try) cannot fail the transaction; the loser just finds the winner's row.
+    insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    new_id = db.session.execute(insert(InboundEmail).values(**values)
+                                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+                                .returning(InboundEmail.id)).scalar()
+    if new_id is not None:
+        if commit:
             db.session.commit()
-        except IntegrityError:  # the same message arrived at the same moment by another way
-            db.session.rollback()
-            existing = db.session.scalar(select(InboundEmail).where(InboundEmail.dedupe_key == key))
-            if existing is None:
-                raise
-        else:
-            return process(inbound)
-    if existing.status == "received":  # stored earlier but never processed (crash, outage)
-        return process(existing)
+        return process(db.session.get(InboundEmail, new_id), commit=commit)
+    existing = db.session.scalar(select(InboundEmail).where(InboundEmail.dedupe_key == key))
+    stuck_since = utcnow() - STUCK_AFTER
+    if existing.status == "received" and existing.received_at < stuck_since:
+        return process(existing, commit=commit)  # stored earlier but never processed (crash, outage)
     return _result_for(existing, "duplicate")
 
 
-def process(inbound: InboundEmail) -> IngestResult:
-    """Process a stored message in a savepoint; anything it cannot understand is quarantined. Commits."""
+def process(inbound: InboundEmail, commit: bool = True) -> IngestResult:
+    """Process a stored message in a savepoint; anything it cannot understand is quarantined."""
     inbound.attempts = (inbound.attempts or 0) + 1
     inbound_id = inbound.id
     try:
@@ -633,7 +682,10 @@ def process(inbound: InboundEmail) -> IngestResult:
         inbound.reason = f"could not process: {reason}"[:2000]
         result = IngestResult("quarantined", inbound_id, reason=inbound.reason)
     inbound.processed_at = utcnow()
-    db.session.commit()
+    if commit:
+        db.session.commit()
+    else:
+        db.session.flush()
     return result
 
 
@@ -655,6 +707,10 @@ def _quarantine(inbound: InboundEmail, reason: str) -> IngestResult:
 def _process(inbound: InboundEmail) -> IngestResult:
     config = current_app.config
     if inbound.size > config["EMAIL_MAX_BYTES"]:
+        headers = BytesHeaderParser(policy=policy.default).parsebytes(inbound.raw[:256 * 1024])
+        inbound.subject = _clean_line(header_text(headers, "Subject"), 300) or None
+        senders = _addresses(headers, "From")
+        inbound.from_address = senders[0][1][:254] if senders else None
         return _quarantine(inbound, f"message of {inbound.size} bytes is over the limit of "
                                     f"{config['EMAIL_MAX_BYTES']} bytes")
     parsed = parse_email(inbound.raw, max_attachment_bytes=config["EMAIL_MAX_ATTACHMENT_BYTES"])
@@ -682,9 +738,6 @@ def _process(inbound: InboundEmail) -> IngestResult:
     inbound.customer_id = customer.id
     conversation, note = find_thread(parsed, customer, recipients)
     if conversation is not None:
-        from ..cases import lifecycle
-        from ..cases.service import reopen_case
-
         case = conversation.case
         if case is not None and case.status in lifecycle.DONE_STATUSES:
             if lifecycle.can_reopen(case):
@@ -850,7 +903,7 @@ def append_message(conversation: Conversation, author: str, body: str, *, direct
 
 
 def _store_inbound_message(inbound: InboundEmail, parsed: ParsedEmail, conversation: Conversation) -> Message:
-    body = trim_reply(parsed.text)
+    body = trim_reply(parsed.text, parsed.subject)
     if len(body) > MAX_BODY_CHARS:
         body = body[:MAX_BODY_CHARS] + "\n\n[message shortened for display; the full message is kept]"
     if not body.strip() and parsed.attachments:
@@ -906,8 +959,6 @@ def _email_queue_for(service: Optional[Service]) -> Optional[Queue]:
 
 
 def _category_for(service: Service, text: str) -> Optional[str]:
-    from ..cases.routing import keywords_match
-
     rules = db.session.scalars(select(RoutingRule).where(
         RoutingRule.service_id == service.id, RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None))
         .order_by(RoutingRule.position, RoutingRule.id)).all()
@@ -923,8 +974,6 @@ def _category_for(service: Service, text: str) -> Optional[str]:
 
 def route_email(parsed: ParsedEmail, recipients: Iterable[str]) -> EmailRoute:
     """Choose the service and queue of a new enquiry: by the address it was sent to, else by rule."""
-    from ..cases.routing import keywords_match
-
     text = f"{parsed.subject}\n{parsed.text[:20000]}"
     recipients = [r.lower() for r in recipients]
     if recipients:
@@ -1043,18 +1092,16 @@ def queue_email(conversation: Conversation, *, kind: str, to_address: str, subje
 
 
 def acknowledge(conversation, customer, address, parsed, case) -> Optional[Message]:
-    """Send the acknowledgement of a new enquiry: once per thread, rate-limited per sender."""
+    """Send the acknowledgement of a new enquiry, rate-limited per sender.
+
+    Called only for a conversation the same message has just opened, so once per thread;
+    replies, auto-replies and bounces never get here.
+    """
     config = current_app.config
     if not config.get("EMAIL_ACK_ENABLED") or not address:
         return None
     if deliverable_address(customer, address) != address:
         return None
-    already = db.session.scalar(select(func.count(OutboundEmail.id)).where(
-        OutboundEmail.conversation_id == conversation.id, OutboundEmail.kind == "ack"))
-    if already:
-        return None
-    from datetime import timedelta
-
     since = utcnow() - timedelta(hours=1)
     recent = db.session.scalar(select(func.count(OutboundEmail.id)).where(
         OutboundEmail.to_address == address, OutboundEmail.kind == "ack", OutboundEmail.created_at >= since))
@@ -1211,11 +1258,16 @@ def _permanent(exc: Exception) -> bool:
 
 def deliver(outbound_id: int) -> str:
     """Try to send one queued email; record the outcome on it and its message. Commits; returns the status."""
+    # Claim the send in one conditional UPDATE, so two workers (or a duplicate job) never both send it.
+    claimed = db.session.execute(
+        update(OutboundEmail).where(OutboundEmail.id == outbound_id, OutboundEmail.status.in_(("queued", "retrying")))
+        .values(status="sending", claimed_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
     send = db.session.get(OutboundEmail, outbound_id)
     if send is None:
         return "missing"
-    if send.status not in ("queued", "retrying"):
-        return send.status  # sent already (a duplicate job), or given up on
+    if not claimed:
+        return send.status  # sent already, being sent, or given up on
     message = send.stored_message
     identity = db.session.scalar(select(CustomerIdentity).where(
         CustomerIdentity.kind == "email", CustomerIdentity.value == send.to_address.lower()))
@@ -1253,6 +1305,25 @@ def retry_send(send: OutboundEmail) -> None:
     send_after_commit(outbound_email_queued, outbound_id=send.id)
 
 
+def requeue_stalled(older_than_minutes: int = 10) -> int:
+    """Queue again the sends whose job was lost (queue down at commit, worker killed mid-send). Commits."""
+    cutoff = utcnow() - timedelta(minutes=older_than_minutes)
+    stalled = db.session.scalars(select(OutboundEmail).where(
+        ((OutboundEmail.status == "queued") & (OutboundEmail.created_at < cutoff) & (OutboundEmail.attempts == 0))
+        | ((OutboundEmail.status == "sending") & (OutboundEmail.claimed_at < cutoff)))).all()
+    for send in stalled:
+        send.status = "retrying" if send.status == "sending" else send.status
+        send_after_commit(outbound_email_queued, outbound_id=send.id)
+    db.session.commit()
+    return len(stalled)
+
+
+@periodic_job(crontab(minute="*/10"))
+def requeue_stalled_email() -> int:
+    """Periodic job: hand lost sends back to the queue."""
+    return requeue_stalled()
+
+
 @job()
 def deliver_email(outbound_id: int) -> str:
     """Background job: send one queued email, retried with back-off until EMAIL_SEND_ATTEMPTS run out."""
@@ -1266,10 +1337,13 @@ def deliver_email(outbound_id: int) -> str:
 @outbound_email_queued.connect
 def _enqueue_delivery(sender, outbound_id, **payload):
     """Hand a committed outbound email to the job queue."""
-    if huey.immediate:
-        # Tests run jobs in-process: give the job its own app context and so its own session,
-        # since this runs inside the committing session's after-commit hook.
-        with current_app.app_context():
+    try:
+        if huey.immediate:
+            # Tests run jobs in-process: give the job its own app context and so its own session,
+            # since this runs inside the committing session's after-commit hook.
+            with current_app.app_context():
+                deliver_email(outbound_id)
+        else:
             deliver_email(outbound_id)
-    else:
-        deliver_email(outbound_id)
+    except Exception:  # noqa: BLE001 - the row is committed; requeue_stalled picks it up later
+        log.exception("could not queue outbound email %s; it will be queued again", outbound_id)

@@ -12,9 +12,9 @@ from .types import UTCDateTime, utcnow
 INBOUND_STATUSES = ("received", "ingested", "threaded", "duplicate", "auto_reply", "quarantined")
 INBOUND_SOURCES = ("smtp", "http", "file")
 OUTBOUND_KINDS = ("reply", "ack", "notification")
-# queued → sent; retrying between attempts; failed when attempts run out; bounced when the
+# queued → sending → sent; retrying between attempts; failed when attempts run out; bounced when the
 # recipient's server later said no; suppressed when the address was already undeliverable.
-OUTBOUND_STATUSES = ("queued", "retrying", "sent", "failed", "bounced", "suppressed")
+OUTBOUND_STATUSES = ("queued", "sending", "retrying", "sent", "failed", "bounced", "suppressed")
 
 
 class InboundEmail(db.Model):
@@ -74,6 +74,7 @@ class OutboundEmail(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)  # a worker began sending
     sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     stored_message = relationship("Message")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 09:31:45.879332
+Create Date: 2026-11-26 09:40:58.697054
 
 """
 from alembic import op
@@ -543,6 +543,7 @@ def upgrade():
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('claimed_at', sa.DateTime(), nullable=True),
     sa.Column('sent_at', sa.DateTime(), nullable=True),
     sa.ForeignKeyConstraint(['conversation_id'], ['conversations.id'], name=op.f('fk_outbound_emails_conversation_id_conversations')),
     sa.ForeignKeyConstraint(['stored_message_id'], ['messages.id'], name=op.f('fk_outbound_emails_stored_message_id_messages')),

@@ -78,3 +78,34 @@ def test_a_failed_send_can_be_retried_once_the_relay_is_back(app, services, smtp
     db.session.commit()
     db.session.refresh(message)
     assert message.delivery_status == "sent" and len(smtp_sink.messages) == 1
+
+
+def test_a_send_is_claimed_once_so_a_duplicate_job_does_not_send_twice(smtp_sink, services):
+    customer = factories.customer("Jane Resident", email="jane@example.org")
+    channel.send_to_customer(customer, "Update", "Hello")
+    db.session.commit()
+    send = db.session.scalar(select(OutboundEmail))
+    assert channel.deliver(send.id) == "sent"
+    assert len(smtp_sink.messages) == 1
+
+
+def test_sends_whose_job_was_lost_are_queued_again(app, smtp_sink, services):
+    from datetime import timedelta
+
+    from crm.models import utcnow
+
+    customer = factories.customer("Jane Resident", email="jane@example.org")
+    working_port = app.config["SMTP_PORT"]
+    app.config.update(SMTP_PORT=free_port())
+    channel.send_to_customer(customer, "Update", "Hello")
+    db.session.commit()
+    send = db.session.scalar(select(OutboundEmail))
+    # As if the queue had been down at commit time, or a worker died mid-send, long ago.
+    send.status, send.attempts = "queued", 0
+    send.created_at = utcnow() - timedelta(minutes=30)
+    db.session.commit()
+    app.config["SMTP_PORT"] = working_port
+    assert channel.requeue_stalled() == 1
+    db.session.refresh(send)
+    assert send.status == "sent" and len(smtp_sink.messages) == 1
+    assert channel.requeue_stalled() == 0

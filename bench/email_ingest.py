@@ -1,0 +1,209 @@
+"""Benchmark email ingestion through the CLI path (`crm ingest-email` on an mbox), SQLite and PostgreSQL.
+
+Generates N messages (default 10,000) into one mbox: new enquiries from many senders,
+replies threaded by In-Reply-To to earlier messages, auto-replies (out-of-office headers, null
+return path, list mail) and some with a PDF attachment. For each backend it migrates an empty
+database, seeds the demo services and queues (no customers), then runs the real command
+
+    CRM_NO_MONKEY_PATCH=1 flask --app wsgi crm ingest-email box.mbox
+
+as a child process, timing it and reading the child's peak RSS from wait4(). Acknowledgements
+are queued on a real job queue (Redis db 1; its job keys are dropped before and after, nothing is sent). The
+same messages are then parsed with bare `email.message_from_bytes(raw, policy=default)` in
+this process, and the ratio of the two rates is reported. A second run with N/5 messages
+shows whether memory stays flat in the number of messages.
+
+    .venv/bin/python bench/email_ingest.py
+    .venv/bin/python bench/email_ingest.py --messages 2000 --backends sqlite
+
+The PostgreSQL runs use schema `email_bench` of the given database (dropped and rebuilt), so
+they do not touch the test schema. Prints a table on stdout; progress goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import email
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from email import policy
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from crm.mail.sources import iter_mbox  # noqa: E402  (streams the mbox the same way the CLI does)
+
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/crm_email"
+REDIS = "redis://127.0.0.1:6379/1"
+FIRST = "Jane John Mary Peter Susan David Helen Andrew Fiona Ian Ruth Neil Emma Paul Morag Ewan".split()
+LAST = "Armstrong Bell Dixon Fell Graham Hodgson Irving Nixon Relph Tyson Wharton Musgrave".split()
+TOPICS = [
+    ("highways@council.example", "Pothole on {street}", "There is a deep pothole outside number {n} {street}."),
+    ("waste@council.example", "Missed bin on {street}", "Our bin was not emptied on {street} this week."),
+    ("libraries@council.example", "Library card", "I have lost my library card; can I have a new one?"),
+    ("contact@council.example", "Question about {street}", "Who looks after the verges on {street}?"),
+    ("council-tax@council.example", "Council tax bill", "I think my bill for {n} {street} is wrong."),
+]
+STREETS = "Main Street,Church Lane,Station Road,Fell View,Lowther Street,Botchergate,Lake Road".split(",")
+PDF = base64.encodebytes(b"%PDF-1.4\n" + bytes(random.Random(1).getrandbits(8) for _ in range(24_000))).decode()
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def generate(count: int, seed: int = 2026):
+    """Yield raw messages: ~55% new, ~25% threaded replies, ~15% automatic, ~10% with a PDF."""
+    rng = random.Random(seed)
+    sent = []  # (sender, message id, subject) of earlier human messages
+    for n in range(count):
+        roll = rng.random()
+        mid = f"bench-{n}@mail.example.org"
+        date = f"Tue, 24 Nov 2026 {8 + n // 3600 % 10:02d}:{n // 60 % 60:02d}:{n % 60:02d} +0000"
+        if roll < 0.25 and sent:
+            sender, parent, subject = rng.choice(sent[-500:])
+            lines = [f"From: {sender}", "To: contact@council.example", f"Subject: Re: {subject}",
+                     f"Message-ID: <{mid}>", f"In-Reply-To: <{parent}>", f"References: <{parent}>", f"Date: {date}",
+                     "MIME-Version: 1.0", "Content-Type: text/plain; charset=utf-8", "",
+                     "Any news on this please?", "", f"On Mon, 23 Nov 2026, {sender} wrote:", "> earlier text"]
+        elif roll < 0.40 and sent:
+            sender, parent, subject = rng.choice(sent[-500:])
+            kind = rng.choice([["Auto-Submitted: auto-replied"], ["X-Autoreply: yes", "Precedence: auto_reply"],
+                               ["Return-Path: <>", "Auto-Submitted: auto-generated"], ["List-Id: <news.example.org>"]])
+            lines = [f"From: {sender}", "To: contact@council.example", f"Subject: Automatic reply: {subject}",
+                     f"Message-ID: <{mid}>", f"In-Reply-To: <{parent}>", f"Date: {date}", *kind,
+                     "Content-Type: text/plain; charset=utf-8", "", "I am out of the office until Monday."]
+        else:
+            name = f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+            sender = f"{name} <{name.lower().replace(' ', '.')}{rng.randrange(3000)}@example.org>"
+            to, subject, body = rng.choice(TOPICS)
+            street, number = rng.choice(STREETS), rng.randrange(1, 200)
+            subject, body = subject.format(street=street, n=number), body.format(street=street, n=number)
+            head = [f"From: {sender}", f"To: {to}", f"Subject: {subject}", f"Message-ID: <{mid}>", f"Date: {date}",
+                    "MIME-Version: 1.0"]
+            if rng.random() < 0.18:
+                lines = head + ['Content-Type: multipart/mixed; boundary="b"', "", "--b",
+                                "Content-Type: text/plain; charset=utf-8", "", body, "--b",
+                                'Content-Type: application/pdf; name="details.pdf"',
+                                'Content-Disposition: attachment; filename="details.pdf"',
+                                "Content-Transfer-Encoding: base64", "", PDF.rstrip(), "--b--"]
+            else:
+                lines = head + ["Content-Type: text/plain; charset=utf-8", "", body, "", "--", name]
+            sent.append((sender, mid, subject))
+        yield ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def write_mbox(path: Path, count: int) -> None:
+    with open(path, "wb") as handle:
+        for raw in generate(count):
+            handle.write(b"From bench@example.org Tue Nov 24 10:00:00 2026\n" + raw + b"\n")
+
+
+def prepare_database(url: str) -> str:
+    """Migrate an empty database, seed services and queues; return the URL the CLI should use."""
+    env = dict(os.environ, CRM_NO_MONKEY_PATCH="1", DATABASE_URL=url)
+    if url.startswith("postgresql"):
+        from sqlalchemy import create_engine, text
+
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("DROP SCHEMA IF EXISTS email_bench CASCADE"))
+            conn.execute(text("CREATE SCHEMA email_bench"))
+        engine.dispose()
+        url = url + ("&" if "?" in url else "?") + "options=-csearch_path%3Demail_bench"
+        env["DATABASE_URL"] = url
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run(flask + ["db", "upgrade"], env=env, cwd=ROOT, check=True, capture_output=True)
+    seed = ("from crm import create_app, demo\nfrom crm.extensions import db\napp = create_app()\n"
+            "with app.app_context():\n    demo.seed_services()\n    db.session.commit()\n")
+    subprocess.run([sys.executable, "-c", seed], env=env, cwd=ROOT, check=True, capture_output=True)
+    return url
+
+
+def flush_jobs() -> None:
+    """Drop the acknowledgement jobs the run queued (only the job queue's keys)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS)
+    for key in client.scan_iter("huey.*"):
+        client.delete(key)
+
+
+def run_cli(url: str, mbox: Path) -> dict:
+    """Run crm ingest-email as a child; return its wall time, peak RSS and final counts."""
+    env = dict(os.environ, CRM_NO_MONKEY_PATCH="1", DATABASE_URL=url, REDIS_URL=REDIS)
+    command = [sys.executable, "-m", "flask", "--app", "wsgi", "crm", "ingest-email", "--progress-every", "2000",
+               str(mbox)]
+    started = time.perf_counter()
+    child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=None)
+    out = child.stdout.read()
+    _, status, usage = os.wait4(child.pid, 0)
+    elapsed = time.perf_counter() - started
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"ingest-email failed ({child.returncode})")
+    import json
+
+    counts = json.loads(out.decode().strip().splitlines()[-1])
+    return {"seconds": elapsed, "peak_rss_mb": usage.ru_maxrss / 1024, "counts": counts}
+
+
+def bare_parse_rate(mbox: Path) -> float:
+    """Messages per second of bare email.message_from_bytes over the same mbox."""
+    started = time.perf_counter()
+    count = 0
+    for raw in iter_mbox(str(mbox)):
+        email.message_from_bytes(raw, policy=policy.default)
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def startup_seconds(url: str) -> float:
+    """Time the same command on an empty mbox: interpreter and app start-up, not ingestion."""
+    with tempfile.NamedTemporaryFile(suffix=".mbox") as empty:
+        return run_cli(url, Path(empty.name))["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=10_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--database-url", default=DEFAULT_PG, help="PostgreSQL database (schema email_bench is used)")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="email-bench-"))
+    rows = []
+    for backend in args.backends.split(","):
+        for count in (args.messages // 5, args.messages):
+            mbox = work / f"box-{count}.mbox"
+            if not mbox.exists():
+                log(f"generating {count} messages")
+                write_mbox(mbox, count)
+            url = f"sqlite:///{work / f'bench-{count}.sqlite3'}" if backend == "sqlite" else args.database_url
+            if backend == "sqlite" and Path(url[10:]).exists():
+                Path(url[10:]).unlink()
+            log(f"{backend}: preparing the database")
+            url = prepare_database(url)
+            overhead = startup_seconds(url)
+            flush_jobs()
+            log(f"{backend}: ingesting {count} messages through crm ingest-email")
+            run = run_cli(url, mbox)
+            flush_jobs()
+            ingest_seconds = run["seconds"] - overhead
+            rate = count / ingest_seconds
+            bare = bare_parse_rate(mbox)
+            rows.append((backend, count, rate, run["peak_rss_mb"], bare, rate / bare, run["counts"], ingest_seconds))
+            log(f"{backend} {count}: {rate:.0f} msg/s, peak RSS {run['peak_rss_mb']:.0f} MB, counts {run['counts']}")
+    print(f"{'backend':<11} {'messages':>8} {'msgs/s':>8} {'peak RSS MB':>12} {'bare parse/s':>13} {'ratio':>7}  counts")
+    for backend, count, rate, rss, bare, ratio, counts, seconds in rows:
+        print(f"{backend:<11} {count:>8} {rate:>8.0f} {rss:>12.0f} {bare:>13.0f} {ratio:>7.3f}  {counts}")
+    print(f"(msgs/s excludes process start-up, measured on an empty mbox; mbox size "
+          f"{(work / f'box-{args.messages}.mbox').stat().st_size / 1e6:.1f} MB)")
+
+
+if __name__ == "__main__":
+    main()

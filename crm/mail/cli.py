@@ -1,0 +1,91 @@
+"""Commands of the email channel: crm ingest-email PATH..., crm smtp-server."""
+import json
+import signal
+import sys
+import threading
+import time
+
+import click
+from flask import current_app
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..channels.email import receive
+from ..cli import crm, fail
+from ..errors import DomainError
+from ..extensions import db
+from .sources import NotAMailbox, iter_messages
+
+COUNT_KEYS = ("ingested", "threaded", "duplicate", "auto_reply", "quarantined")
+
+
+@crm.command("ingest-email")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
+@click.option("--progress-every", default=1000, show_default=True, type=click.IntRange(1))
+@click.option("--batch", default=100, show_default=True, type=click.IntRange(1, 10000),
+              help="Messages per database commit (the files stay the safe copy until then).")
+def ingest_email_command(paths, progress_every, batch):
+    """Ingest each PATH (a message file, an mbox or a Maildir); the last line is JSON counts.
+
+    Importing the same files again is safe: what was stored already is reported duplicate.
+    """
+    counts = dict.fromkeys(COUNT_KEYS, 0)
+    seen = 0
+    started = time.monotonic()
+    try:
+        for path in paths:
+            for raw in iter_messages(path):
+                try:
+                    result = receive(raw, source="file", commit=False)
+                except DomainError:  # an empty file: nothing to store
+                    click.echo(f"skipped an empty message in {path}", err=True)
+                    continue
+                counts[result.status] += 1
+                seen += 1
+                if seen % batch == 0:
+                    db.session.commit()
+                    db.session.expunge_all()  # keep memory flat however long the mailbox
+                if seen % progress_every == 0:
+                    rate = seen / max(time.monotonic() - started, 1e-9)
+                    click.echo(f"{seen} messages ({rate:.0f}/s) {json.dumps(counts)}", err=True)
+        db.session.commit()
+    except NotAMailbox as error:
+        db.session.commit()  # what was read before the bad path is kept
+        fail(str(error))
+    except OSError as error:
+        fail(f"could not read {error.filename}: {error.strerror}")
+    except SQLAlchemyError as error:
+        fail(f"the database refused the import after {seen} messages: {error.__class__.__name__}: {error}")
+    click.echo(json.dumps(counts))
+
+
+@crm.command("smtp-server")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535))
+def smtp_server_command(host, port):
+    """Run the inbound SMTP listener feeding the email channel (until interrupted)."""
+    from .smtp import make_controller
+
+    if "eventlet" in sys.modules:
+        import eventlet.patcher
+
+        if eventlet.patcher.is_monkey_patched("thread"):
+            fail("run the SMTP listener without eventlet: CRM_NO_MONKEY_PATCH=1 flask --app wsgi crm smtp-server")
+    controller = make_controller(current_app._get_current_object(), host, port)
+    try:
+        controller.start()
+    except (OSError, RuntimeError) as error:
+        fail(f"cannot listen on {host}:{port}: {error}")
+    config = current_app.config
+    click.echo(f"SMTP listener on {host}:{port}, accepting mail for "
+               f"{', '.join(config['EMAIL_ACCEPTED_DOMAINS'] + config['EMAIL_ACCEPTED_ADDRESSES'])} "
+               f"and services' addresses; size limit {config['EMAIL_MAX_BYTES']} bytes", err=True)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+        click.echo("SMTP listener stopped", err=True)
