@@ -121,10 +121,17 @@ def push_queue() -> None:
         push_status(conversation, position, outlook)
 
 
-def run_assignment() -> list[Conversation]:
-    """Assign what can be assigned, commit, then tell agents and residents."""
-    made = service.assign_waiting()
+def run_assignment(wait: bool = False) -> list[Conversation]:
+    """Assign what can be assigned, commit, then tell agents and residents.
+
+    Handlers do not wait for a busy assigner (the sweeper, which waits, catches up within
+    WEBCHAT_SWEEP_SECONDS).
+    """
+    made = service.assign_waiting(wait)
     db.session.commit()
+    if made is None:
+        mark_queue_changed()
+        return []
     for conversation in made:
         push_assigned(conversation)
     if made:
@@ -182,7 +189,7 @@ def sweep_once() -> None:
         mark_queue_changed()
     for conversation in offered:
         push_status(conversation)
-    run_assignment()
+    run_assignment(wait=True)
 
 
 # ---- messages stored elsewhere (the REST reply endpoint) -------------------------------------------

@@ -359,10 +359,19 @@ def available_agents() -> list[tuple[User, int, int]]:
     return [(a, loads.get(a.id, (0, None))[0], a.chat_capacity or 0) for a in agents]
 
 
-def lock_assignment() -> None:
-    """Serialise assignment across processes (PostgreSQL); SQLite serialises writers anyway."""
-    if db.session.get_bind().dialect.name == "postgresql":
+def lock_assignment(wait: bool = True) -> bool:
+    """Serialise assignment across processes (PostgreSQL); SQLite serialises writers anyway.
+
+    With wait=False, say False at once when another transaction is assigning: it will see
+    this chat too, or the sweeper's next turn will. Waiting would pin a pooled connection
+    per start while the queue is busy.
+    """
+    if db.session.get_bind().dialect.name != "postgresql":
+        return True
+    if wait:
         db.session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK_KEY})
+        return True
+    return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK_KEY}))
 
 
 def assign(conversation: Conversation, agent: User) -> None:
@@ -374,9 +383,13 @@ def assign(conversation: Conversation, agent: User) -> None:
     db.session.flush()
 
 
-def assign_waiting() -> list[Conversation]:
-    """Assign queued chats FIFO, each to the available agent with spare capacity and least load."""
-    lock_assignment()
+def assign_waiting(wait: bool = True) -> Optional[list[Conversation]]:
+    """Assign queued chats FIFO, each to the available agent with spare capacity and least load.
+
+    Returns None when wait=False and another process or greenlet is assigning right now.
+    """
+    if not lock_assignment(wait):
+        return None
     waiting = waiting_chats()
     if not waiting:
         return []
