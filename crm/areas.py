@@ -14,6 +14,9 @@ def register(app):
     from . import portal
 
     portal.init_app(app)
+    from . import supervisor
+
+    supervisor.register(app)
     from . import mail
 
     mail.register(app)
@@ -25,4 +28,6 @@ def api_blueprints():
 
     from . import mail
 
-    return [cases_api.blp, cases_api.services_blp, *mail.api_blueprints()]
+    from . import supervisor
+
+    return [cases_api.blp, cases_api.services_blp, *mail.api_blueprints(), *supervisor.api_blueprints()]

@@ -13,3 +13,4 @@ from .email import InboundEmail, OutboundEmail, INBOUND_STATUSES, OUTBOUND_STATU
 from .open311 import Open311Request
 from .portal import ResidentAccount, ResidentSignInToken, FormDraft
 from .webchat import ChatSession, AgentSocket, OpeningHours, CannedReply
+from .supervisor import AgentStateChange, Banner, ChannelCost, ContactDailyTotal

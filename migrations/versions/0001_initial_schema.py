@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 09:40:58.697054
+Create Date: 2026-11-26 09:47:50.001963
 
 """
 from alembic import op
@@ -26,12 +26,29 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_canned_replies'))
     )
+    op.create_table('channel_costs',
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('pence', sa.Integer(), nullable=False),
+    sa.Column('updated_at', sa.DateTime(), nullable=False),
+    sa.PrimaryKeyConstraint('channel', name=op.f('pk_channel_costs'))
+    )
     op.create_table('chat_opening_hours',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('weekday', sa.Integer(), nullable=False),
     sa.Column('opens', sa.Time(), nullable=False),
     sa.Column('closes', sa.Time(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_chat_opening_hours'))
+    )
+    op.create_table('contact_daily_totals',
+    sa.Column('day', sa.Date(), nullable=False),
+    sa.Column('channel', sa.String(length=20), nullable=False),
+    sa.Column('direction', sa.String(length=10), nullable=False),
+    sa.Column('outcome', sa.String(length=30), nullable=False),
+    sa.Column('category', sa.String(length=60), nullable=False),
+    sa.Column('contacts', sa.Integer(), nullable=False),
+    sa.Column('handled', sa.Integer(), nullable=False),
+    sa.Column('handle_seconds', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('day', 'channel', 'direction', 'outcome', 'category', name=op.f('pk_contact_daily_totals'))
     )
     op.create_table('customers',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -189,6 +206,18 @@ def upgrade():
         batch_op.create_index(batch_op.f('ix_agent_sockets_seen_at'), ['seen_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_agent_sockets_user_id'), ['user_id'], unique=False)
 
+    op.create_table('agent_state_changes',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=20), nullable=False),
+    sa.Column('at', sa.DateTime(), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_agent_state_changes_user_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_agent_state_changes'))
+    )
+    with op.batch_alter_table('agent_state_changes', schema=None) as batch_op:
+        batch_op.create_index('ix_agent_state_changes_at_user_status', ['at', 'user_id', 'status'], unique=False)
+        batch_op.create_index('ix_agent_state_changes_user_at', ['user_id', 'at'], unique=False)
+
     op.create_table('api_tokens',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -219,6 +248,17 @@ def upgrade():
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.create_index('ix_audit_log_target', ['target_type', 'target_id'], unique=False)
 
+    op.create_table('banners',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message', sa.String(length=300), nullable=False),
+    sa.Column('public', sa.Boolean(), nullable=False),
+    sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('created_at', sa.DateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=True),
+    sa.Column('cleared_at', sa.DateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['created_by_id'], ['users.id'], name=op.f('fk_banners_created_by_id_users')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_banners'))
+    )
     op.create_table('cases',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('reference', sa.String(length=20), nullable=True),
@@ -259,6 +299,7 @@ def upgrade():
     )
     with op.batch_alter_table('cases', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_cases_assignee_id'), ['assignee_id'], unique=False)
+        batch_op.create_index('ix_cases_created_service', ['created_at', 'service_id'], unique=False)
         batch_op.create_index('ix_cases_customer_id', ['customer_id'], unique=False)
         batch_op.create_index('ix_cases_service_sla', ['service_id', 'sla_due_at'], unique=False)
         batch_op.create_index('ix_cases_service_status', ['service_id', 'status', 'sla_due_at'], unique=False)
@@ -450,6 +491,7 @@ def upgrade():
         batch_op.create_index('ix_contacts_conversation_id', ['conversation_id'], unique=False)
         batch_op.create_index('ix_contacts_customer_timeline', ['customer_id', 'occurred_at', 'id'], unique=False)
         batch_op.create_index('ix_contacts_occurred_channel', ['occurred_at', 'channel'], unique=False)
+        batch_op.create_index('ix_contacts_report', ['occurred_at', 'direction', 'channel', 'outcome', 'category', 'agent_id', 'case_id', 'started_at', 'ended_at'], unique=False)
 
     op.create_table('messages',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -581,6 +623,7 @@ def downgrade():
 
     op.drop_table('messages')
     with op.batch_alter_table('contacts', schema=None) as batch_op:
+        batch_op.drop_index('ix_contacts_report')
         batch_op.drop_index('ix_contacts_occurred_channel')
         batch_op.drop_index('ix_contacts_customer_timeline')
         batch_op.drop_index('ix_contacts_conversation_id')
@@ -628,9 +671,11 @@ def downgrade():
         batch_op.drop_index('ix_cases_service_status')
         batch_op.drop_index('ix_cases_service_sla')
         batch_op.drop_index('ix_cases_customer_id')
+        batch_op.drop_index('ix_cases_created_service')
         batch_op.drop_index(batch_op.f('ix_cases_assignee_id'))
 
     op.drop_table('cases')
+    op.drop_table('banners')
     with op.batch_alter_table('audit_log', schema=None) as batch_op:
         batch_op.drop_index('ix_audit_log_target')
 
@@ -639,6 +684,11 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_api_tokens_user_id'))
 
     op.drop_table('api_tokens')
+    with op.batch_alter_table('agent_state_changes', schema=None) as batch_op:
+        batch_op.drop_index('ix_agent_state_changes_user_at')
+        batch_op.drop_index('ix_agent_state_changes_at_user_status')
+
+    op.drop_table('agent_state_changes')
     with op.batch_alter_table('agent_sockets', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_agent_sockets_user_id'))
         batch_op.drop_index(batch_op.f('ix_agent_sockets_seen_at'))
@@ -675,6 +725,8 @@ def downgrade():
         batch_op.drop_index('ix_customers_merged_into_id', sqlite_where=sa.text('merged_into_id IS NOT NULL'), postgresql_where=sa.text('merged_into_id IS NOT NULL'))
 
     op.drop_table('customers')
+    op.drop_table('contact_daily_totals')
     op.drop_table('chat_opening_hours')
+    op.drop_table('channel_costs')
     op.drop_table('canned_replies')
     # ### end Alembic commands ###

@@ -1,0 +1,25 @@
+"""Supervisors: the live queue dashboard, the actions that run a shift, and the reports."""
+from flask import Blueprint
+
+bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
+
+
+def register(app):
+    """Register the supervisor pages, the /supervisor namespace and the figure pushes."""
+    from . import cli, events, push, rollup, views  # noqa: F401  (events and cli attach on import)
+    from ..navigation import add_nav_item
+
+    app.register_blueprint(bp)
+    push.init_app(app)
+    rollup.install_session_hooks()
+    app.jinja_env.globals["supervisor_banners"] = views.banners_for_page
+    app.jinja_env.globals["public_banners"] = views.public_banners_for_page
+    add_nav_item("Dashboard", "supervisor.dashboard", "supervisor")
+    add_nav_item("Reports", "supervisor.report_page", "supervisor")
+
+
+def api_blueprints():
+    """Return the supervisor area's API blueprints."""
+    from .api import BLUEPRINTS
+
+    return list(BLUEPRINTS)

@@ -1,0 +1,106 @@
+"""The /supervisor Socket.IO namespace: live figures for supervisors and admins.
+
+Connect with the staff session cookie or `auth={"token": TOKEN}`. The server pushes `stats`
+(the dashboard snapshot; its `items` are the GET /api/v1/queues figures) after every change
+and every SUPERVISOR_REFRESH_SECONDS while someone watches (waits and SLA clocks move with
+time alone). The client may emit `refresh` to get the snapshot as the ack. The role is checked
+again on every event, so a supervisor demoted mid-shift stops receiving at the next event.
+"""
+import logging
+
+from flask import current_app, request
+from flask_login import current_user
+from flask_socketio import join_room, leave_room
+
+from ..auth.accounts import user_for_token
+from ..extensions import db, socketio
+from ..models import User
+from .figures import dashboard_snapshot
+from .push import NAMESPACE, ROOM, pusher_for
+
+log = logging.getLogger(__name__)
+SUPERVISOR_ROLES = ("supervisor",)  # admins always pass has_role
+
+# sid -> user id of the sockets connected to this process.
+_watchers: dict[str, int] = {}
+_ticker = {"running": False}
+
+
+def _user_from_handshake(auth) -> User | None:
+    """Return the staff user of the connecting socket: bearer token first, else the session."""
+    token = auth.get("token") if isinstance(auth, dict) else None
+    if token:
+        return user_for_token(str(token))
+    if current_user.is_authenticated:
+        return current_user._get_current_object()
+    return None
+
+
+def _allowed(user: User | None) -> bool:
+    return bool(user and user.active and user.has_role(*SUPERVISOR_ROLES))
+
+
+def _watcher() -> User | None:
+    """Re-read the socket's user and check the role; a socket that lost it stops hearing pushes
+    at once and is disconnected just after its refusal is acknowledged."""
+    sid = request.sid
+    user_id = _watchers.get(sid)
+    user = db.session.get(User, user_id) if user_id else None
+    if not _allowed(user):
+        leave_room(ROOM)
+        _watchers.pop(sid, None)
+        socketio.start_background_task(_disconnect_soon, sid)
+        return None
+    return user
+
+
+def _disconnect_soon(sid: str) -> None:
+    socketio.sleep(0.5)
+    socketio.server.disconnect(sid, namespace=NAMESPACE)
+
+
+def _tick(app) -> None:
+    """Push on a timer while anyone in this process watches, so clocks move without events."""
+    interval = float(app.config.get("SUPERVISOR_REFRESH_SECONDS", 30))
+    try:
+        while _watchers:
+            socketio.sleep(interval)
+            if _watchers:
+                pusher_for(app).push_now()
+    except Exception:  # noqa: BLE001 - the ticker must never take the hub down
+        log.exception("supervisor refresh ticker stopped")
+    finally:
+        _ticker["running"] = False
+
+
+@socketio.on("connect", namespace=NAMESPACE)
+def connect(auth=None):
+    """A supervisor's dashboard connects; it joins the room and gets the figures at once."""
+    user = _user_from_handshake(auth)
+    if not _allowed(user):
+        db.session.remove()
+        raise ConnectionRefusedError("supervisors and admins only")
+    _watchers[request.sid] = user.id
+    join_room(ROOM)
+    socketio.emit("stats", dashboard_snapshot(), namespace=NAMESPACE, to=request.sid)
+    db.session.remove()
+    if not _ticker["running"]:
+        _ticker["running"] = True
+        socketio.start_background_task(_tick, current_app._get_current_object())
+
+
+@socketio.on("disconnect", namespace=NAMESPACE)
+def on_disconnect(*_reason):
+    """Forget the socket."""
+    _watchers.pop(request.sid, None)
+
+
+@socketio.on("refresh", namespace=NAMESPACE)
+def refresh(_payload=None):
+    """The dashboard asks for the figures now (after a reconnect, say); ack with the snapshot."""
+    try:
+        if _watcher() is None:
+            return {"error": {"code": "forbidden", "message": "supervisors and admins only"}}
+        return dashboard_snapshot()
+    finally:
+        db.session.remove()
