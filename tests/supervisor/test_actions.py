@@ -200,3 +200,11 @@ def test_only_public_banners_reach_resident_pages(app, supervisor):
     with app.test_request_context("/chat"):
         html = render_template("supervisor/_public_banners.html")
     assert "Keswick" in html and "Staff only" not in html
+
+
+def test_the_chat_page_shows_public_banners(app, supervisor):
+    db.session.add(Banner(message="Bins not collected in Keswick today", public=True, created_by_id=supervisor.id))
+    db.session.add(Banner(message="Staff only: system slow", public=False, created_by_id=supervisor.id))
+    db.session.commit()
+    html = app.test_client().get("/chat").get_data(as_text=True)
+    assert "Bins not collected in Keswick today" in html and "Staff only" not in html
