@@ -248,3 +248,21 @@ def page(chromium):
     page.set_default_timeout(15000)
     yield page
     context.close()
+
+
+@pytest.fixture
+def smtp_sink(app):
+    """A real SMTP server on 127.0.0.1 (a free port) that the app's outbound mail goes to."""
+    from aiosmtpd.controller import Controller
+
+    from tests.support import SinkHandler, free_port
+
+    handler = SinkHandler()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port)
+    try:
+        yield handler
+    finally:
+        controller.stop()

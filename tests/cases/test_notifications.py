@@ -16,49 +16,49 @@ def services(app):
     return highways, waste
 
 
-def test_a_public_update_is_emailed_to_the_resident(services, db, inbox):
+def test_a_public_update_is_emailed_to_the_resident(services, db, smtp_sink):
     case = factories.case(factories.customer("Jane Resident", email="jane@example.org"))
     post_public_update(case, "The crew will be there on Tuesday.")
     add_note(case, "Crew overbooked, do not tell the resident")
     db.session.commit()
-    [message] = inbox.to("jane@example.org")
+    [message] = smtp_sink.to("jane@example.org")
     assert case.reference in message["Subject"]
     text = message.get_body(("plain",)).get_content()
     assert "The crew will be there on Tuesday." in text and "overbooked" not in text
     assert db.session.query(OutboundEmail).filter_by(to_address="jane@example.org").count() == 1
 
 
-def test_a_resident_without_an_email_is_not_emailed(services, db, inbox):
+def test_a_resident_without_an_email_is_not_emailed(services, db, smtp_sink):
     case = factories.case(factories.customer("Phone Only", phone="07700 900222"))
     post_public_update(case, "Done soon.")
     db.session.commit()
-    assert inbox.messages == [] and db.session.query(OutboundEmail).count() == 0
+    assert smtp_sink.messages == [] and db.session.query(OutboundEmail).count() == 0
 
 
-def test_nothing_is_sent_when_the_update_is_rolled_back(services, db, inbox):
+def test_nothing_is_sent_when_the_update_is_rolled_back(services, db, smtp_sink):
     case = factories.case(factories.customer("Jane", email="jane@example.org"))
     post_public_update(case, "Never mind.")
     db.session.rollback()
-    assert inbox.messages == []
+    assert smtp_sink.messages == []
 
 
-def test_rerouting_tells_the_new_services_mailbox(services, db, inbox):
+def test_rerouting_tells_the_new_services_mailbox(services, db, smtp_sink):
     case = factories.case(factories.customer())
     reroute_case(case, "waste", reason="Rubbish, not a road defect")
     db.session.commit()
-    [message] = inbox.to("waste@council.example")
+    [message] = smtp_sink.to("waste@council.example")
     assert message["Subject"].startswith(f"Case {case.reference} re-routed to you")
     assert f"/cases/{case.reference}" in message.get_content()
-    assert inbox.to("highways@council.example") == []
+    assert smtp_sink.to("highways@council.example") == []
 
 
-def test_assigning_tells_the_officer(services, db, inbox, make_user):
+def test_assigning_tells_the_officer(services, db, smtp_sink, make_user):
     highways, _ = services
     officer = make_user("service_officer", service_id=highways.id, email="olive@council.example")
     case = factories.case(factories.customer())
     assign_case(case, officer)
     db.session.commit()
-    [message] = inbox.to("olive@council.example")
+    [message] = smtp_sink.to("olive@council.example")
     assert f"Case {case.reference} assigned to you" in message["Subject"]
 
 

@@ -1,64 +1,22 @@
-"""Fixtures of the email channel: a real SMTP sink on loopback, raw message builders."""
+"""Fixtures of the email channel (the SMTP sink itself is in tests/conftest.py)."""
 import socket
-import threading
-from email import message_from_bytes, policy
 
 import pytest
-from aiosmtpd.controller import Controller
 
 from tests import factories
 
 
-def free_port() -> int:
-    """Return a loopback port nobody is listening on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class SinkHandler:
-    """Collect every message the sink receives; refuse recipients listed in `refuse`."""
-
-    def __init__(self):
-        self.messages = []
-        self.refuse = set()
-        self.received = threading.Event()
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address.lower() in self.refuse:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        self.messages.append({
-            "mail_from": envelope.mail_from,
-            "rcpt_tos": list(envelope.rcpt_tos),
-            "message": message_from_bytes(envelope.content, policy=policy.default),
-            "raw": envelope.content,
-        })
-        self.received.set()
-        return "250 Message accepted"
-
-
-@pytest.fixture
-def smtp_sink(app):
-    """A real SMTP server on 127.0.0.1 that the app's outbound mail goes to."""
-    handler = SinkHandler()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=port)
-    try:
-        yield handler
-    finally:
-        controller.stop()
-
-
 @pytest.fixture
 def no_smtp(app):
-    """Point outbound mail at a loopback port where nothing listens (every send fails)."""
-    app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=free_port())
+    """Point outbound mail at a loopback port where nothing listens (every send fails).
+
+    The port stays bound (but not listening) for the whole test, so no other process can
+    take it and accept the mail in the meantime: connections are refused for certain.
+    """
+    with socket.socket() as reserved:
+        reserved.bind(("127.0.0.1", 0))
+        app.config.update(SMTP_HOST="127.0.0.1", SMTP_PORT=reserved.getsockname()[1])
+        yield
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from crm.extensions import db
 from crm.mail.sources import iter_mbox
 from crm.mail.smtp import make_controller
 from crm.models import Conversation, InboundEmail
-from tests.channels.conftest import free_port
+from tests.support import free_port
 from tests.channels.mailbuilder import raw_email
 
 

@@ -5,7 +5,7 @@ from crm.channels import email as channel
 from crm.extensions import db
 from crm.models import Conversation, CustomerIdentity, OutboundEmail
 from tests import factories
-from tests.channels.conftest import free_port
+from tests.support import free_port
 
 
 def test_send_to_customer_delivers_plain_and_html_with_case_reference(smtp_sink, services):

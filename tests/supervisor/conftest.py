@@ -1,7 +1,6 @@
 """Supervisor fixtures: a scripted day with fixed clocks, and a real server for the push tests."""
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import requests
 from crm.extensions import db
 from crm.models import AgentPresence, AgentSocket, Case, ChatSession, Contact, Conversation, Queue
 from tests import factories
+from tests.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 # A Tuesday in November: London is on UTC, and the office day (09:00-17:00) is under way.
@@ -155,12 +155,6 @@ def supervisor_client(client, auth, supervisor):
 @pytest.fixture
 def supervisor_headers(supervisor, api_token):
     return api_token(supervisor)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveServer:
