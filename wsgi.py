@@ -18,13 +18,22 @@ from crm.extensions import socketio  # noqa: E402
 
 
 def _server_config():
-    """Size the database pool for green threads: each event holds a connection while it runs."""
+    """Size the database pool for green threads: a fixed number of connections per process.
+
+    Every process must fit under PostgreSQL's max_connections (100 by default) with the
+    workers and CLI: two processes at the old 30 + 30 overflow took 120 and failed events
+    with "too many clients". With no overflow, a burst waits (greenly) for a free connection
+    up to CRM_DB_POOL_TIMEOUT seconds instead. No pre-ping: it is a round trip per event; a
+    connection that died is invalidated on its first error and replaced.
+    """
     if os.environ.get("CRM_NO_MONKEY_PATCH") == "1":
         return None
     from config import Config
 
-    pool = int(os.environ.get("CRM_DB_POOL_SIZE", "30"))
-    return {"SQLALCHEMY_ENGINE_OPTIONS": dict(Config.SQLALCHEMY_ENGINE_OPTIONS, pool_size=pool, max_overflow=pool)}
+    pool = int(os.environ.get("CRM_DB_POOL_SIZE", "20"))
+    return {"SQLALCHEMY_ENGINE_OPTIONS": dict(
+        Config.SQLALCHEMY_ENGINE_OPTIONS, pool_size=pool, max_overflow=0, pool_pre_ping=False,
+        pool_timeout=float(os.environ.get("CRM_DB_POOL_TIMEOUT", "30")), pool_recycle=1800)}
 
 
 app = create_app(_server_config())

@@ -70,8 +70,14 @@ def free_port():
         return s.getsockname()[1]
 
 
+LOG_DIR = Path(tempfile.mkdtemp(prefix="chat-bench-logs-"))
+
+
 def start_process(args, env, port):
-    log = tempfile.TemporaryFile()
+    """Start one server; its stderr is kept in LOG_DIR so failures can be diagnosed afterwards."""
+    log_path = LOG_DIR / f"{Path(args[1]).stem}-{port}.log"
+    log = open(log_path, "w+b")
+    print(f"server log: {log_path}", file=sys.stderr)
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=log)
     import requests
 

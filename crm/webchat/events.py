@@ -197,8 +197,10 @@ def resident_message(data=None):
     client_id = service.clean_client_id(data.get("client_id"))
     body = service.clean_text(data.get("body"), "body", current_app.config["WEBCHAT_MAX_MESSAGE_CHARS"])
     check_rate(conn.bucket)
-    message, holder_id = service.store_once(conversation_id, "resident", body, client_id,
-                                            states=service.LIVE_STATES)
+    stored = service.store_in_one_statement(conversation_id, "resident", body, client_id, service.LIVE_STATES)
+    if stored is None:  # SQLite, a re-sent client id, or the chat ended: the ORM path sorts it out
+        stored = service.store_once(conversation_id, "resident", body, client_id, states=service.LIVE_STATES)
+    message, holder_id = stored
     # Re-sent duplicates are relayed again too: the first relay may have died with a process.
     push.deliver(message, conversation_id, holder_id, skip_sid=request.sid)
     return {"id": message["id"], "seq": message["seq"]}
@@ -413,17 +415,25 @@ def agent_history(data=None):
 
 def _agent_store(data, internal: bool):
     data = payload_object(data)
-    user = current_staff()
-    conn = staff[request.sid]
+    conn = staff.get(request.sid)
+    if conn is None:
+        raise DomainError("Sign in again", code="unauthorized", status=401)
     conversation_id = service.clean_int(data.get("conversation_id"), "conversation_id", 1)
     client_id = service.clean_client_id(data.get("client_id"))
     body = service.clean_text(data.get("body"), "body", current_app.config["WEBCHAT_MAX_MESSAGE_CHARS"])
     check_rate(conn.bucket)
-    # Supervisors may write in any chat; agents only in their own (checked in the storing UPDATE).
-    holder = None if user.has_role(*SUPERVISOR_ROLES) else user
-    message, holder_id = service.store_once(conversation_id, "agent", body, client_id, user=user,
-                                            internal=internal, holder=holder,
-                                            states=service.HELD_STATES if internal else ("assigned",))
+    states = service.HELD_STATES if internal else ("assigned",)
+    # The storing statement re-checks the sender (active, chat role, holds the chat unless a
+    # supervisor), so the role check costs no round trip of its own.
+    stored = service.store_in_one_statement(conversation_id, "agent", body, client_id, states,
+                                            user_id=conn.user_id, internal=internal)
+    if stored is None:  # SQLite, refused, or a re-sent client id: the ORM path stores or says why
+        user = current_staff()
+        # Supervisors may write in any chat; agents only in their own (checked in the storing UPDATE).
+        holder = None if user.has_role(*SUPERVISOR_ROLES) else user
+        stored = service.store_once(conversation_id, "agent", body, client_id, user=user,
+                                    internal=internal, holder=holder, states=states)
+    message, holder_id = stored
     push.deliver(message, conversation_id, holder_id, skip_sid=request.sid)
     return {"id": message["id"], "seq": message["seq"]}
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from flask import current_app
-from sqlalchemy import func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..cases.service import open_case
@@ -225,6 +225,71 @@ def store_once(conversation_id: int, author: str, body: str, client_id: str,
         if existing is None:
             raise
         return serialise_message(existing), db.session.get(Conversation, conversation_id).assignee_id
+
+
+# One statement per message on PostgreSQL: take the next seq and insert, or do nothing. The
+# UPDATE row-locks the conversation until the statement ends, so seqs stay in send order; a
+# client id already stored makes it a no-op. For staff the sender is re-read in the same
+# statement: still active, still a chat role, and (agents) still holding the chat.
+_STAFF_CTE = """staff AS (
+    SELECT id, name, role FROM users
+    WHERE id = :user_id AND active AND role IN ('agent', 'supervisor', 'admin')
+), """
+_STAFF_CHECK = """
+      AND (staff.role IN ('supervisor', 'admin') OR conversations.assignee_id = staff.id)"""
+_STORE_SQL = """WITH {staff_cte}conv AS (
+    UPDATE conversations SET last_seq = last_seq + 1, last_message_at = :now, updated_at = :now
+    {staff_from}WHERE conversations.id = :conversation_id AND conversations.status IN :states{staff_check}
+      AND NOT EXISTS (SELECT 1 FROM messages
+                      WHERE messages.conversation_id = :conversation_id AND messages.client_id = :client_id)
+    RETURNING conversations.last_seq, conversations.assignee_id{staff_name}
+), stored AS (
+    INSERT INTO messages (conversation_id, seq, author, author_user_id, direction, body, internal,
+                          client_id, created_at)
+    SELECT :conversation_id, conv.last_seq, :author, CAST(:user_id AS integer), :direction, :body, :internal,
+           :client_id, :now
+    FROM conv
+    ON CONFLICT (conversation_id, client_id) DO NOTHING
+    RETURNING id, seq
+)
+SELECT stored.id, stored.seq, conv.assignee_id, {name_column} FROM stored, conv"""
+RESIDENT_STORE = text(_STORE_SQL.format(staff_cte="", staff_from="", staff_check="", staff_name="",
+                                        name_column="NULL")).bindparams(bindparam("states", expanding=True))
+STAFF_STORE = text(_STORE_SQL.format(staff_cte=_STAFF_CTE, staff_from="FROM staff ", staff_check=_STAFF_CHECK,
+                                     staff_name=", staff.name", name_column="conv.name")
+                   ).bindparams(bindparam("states", expanding=True))
+
+
+def store_in_one_statement(conversation_id: int, author: str, body: str, client_id: str, states,
+                           user_id: Optional[int] = None, internal: bool = False) -> Optional[tuple[dict, Optional[int]]]:
+    """Store a chat message in one autocommitted round trip (PostgreSQL); None when it was not stored.
+
+    None means: not PostgreSQL, a duplicate client id, the chat not in `states`, or (staff)
+    the sender no longer allowed. The caller then takes the ORM path (store_once), which
+    stores, returns the duplicate, or says exactly why not.
+    """
+    if db.engine.dialect.name != "postgresql":
+        return None
+    now = utcnow()
+    params = {"conversation_id": conversation_id, "author": author, "user_id": user_id, "body": body,
+              "direction": "inbound" if author == "resident" else "outbound", "internal": internal,
+              "client_id": client_id, "states": list(states), "now": now.replace(tzinfo=None)}
+    statement = RESIDENT_STORE if user_id is None else STAFF_STORE
+    # Autocommit: no BEGIN/COMMIT round trips; the one statement is atomic on its own.
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        row = connection.execute(statement, params).first()
+    if row is None:
+        return None
+    message_id, seq, holder_id, author_name = row
+    data = {"id": message_id, "seq": seq, "author": author, "body": body, "at": now.isoformat(),
+            "client_id": client_id}
+    if internal:
+        data["internal"] = True
+    if author_name:
+        data["author_name"] = author_name
+    message_stored.send(None, message_id=message_id, conversation_id=conversation_id, channel=CHANNEL,
+                        author=author, internal=internal, source=CHANNEL)
+    return data, holder_id
 
 
 def system_message(conversation: Conversation, body: str) -> Message:
