@@ -48,7 +48,10 @@ migrate: deps
 seed: migrate
 	CRM_NO_MONKEY_PATCH=1 $(FLASK) crm seed-demo --if-empty
 
+# The web server and the job worker (outbound mail, SLA sweeps) together; Ctrl-C stops both.
 run: deps assets seed
+	@$(BIN)/python -m crm.worker & worker=$$!; \
+	trap 'kill $$worker 2>/dev/null' EXIT INT TERM; \
 	$(BIN)/python wsgi.py
 
 worker: deps

@@ -1,10 +1,14 @@
 """The council contact-centre CRM: create_app builds the Flask application."""
 import logging
 import os
+import warnings
 
 from flask import Flask
 
 from config import Config
+
+# engineio imports eventlet, which warns that it is in maintenance mode; DESIGN.md says why we keep it.
+warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 
 def create_app(config=None):
