@@ -11,6 +11,8 @@ import re
 import secrets
 import smtplib
 import ssl
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email import policy
@@ -139,7 +141,8 @@ def normalise_message_id(value: Optional[str]) -> Optional[str]:
         return None
     match = MSGID_RE.search(value)
     token = match.group(1) if match else value.strip().split()[0] if value.strip() else ""
-    token = token.strip("<>")[:500]
+    # NUL is never part of a real Message-ID, and PostgreSQL text refuses it (the raw insert would fail).
+    token = token.replace("\x00", "").strip("<>")[:500]
     return token or None
 
 
@@ -672,7 +675,9 @@ def process(inbound: InboundEmail, commit: bool = True) -> IngestResult:
     inbound.attempts = (inbound.attempts or 0) + 1
     inbound_id = inbound.id
     try:
-        with db.session.begin_nested():
+        # No autoflush: every service this calls flushes what it adds, so the autoflushes before
+        # each look-up would only split the message's attribute updates into many more flushes.
+        with db.session.begin_nested(), db.session.no_autoflush:
             result = _process(inbound)
     except Exception as exc:  # noqa: BLE001 - whatever went wrong, the message is kept for review
         log.warning("inbound email %s quarantined: %s", inbound_id, exc, exc_info=not isinstance(exc, DomainError))
@@ -947,29 +952,90 @@ class EmailRoute:
     queue: Optional[Queue]
 
 
+# One ingest run (a `crm ingest-email` import) sees the same services, queues and rules for
+# every message: `routing_lookups()` keeps what those read for the run, as ids and plain values
+# (the session is emptied after each batch commit, so ORM objects would not survive).
+_run_lookups: ContextVar[Optional[dict]] = ContextVar("email_run_lookups", default=None)
+
+
+@contextmanager
+def routing_lookups():
+    """Remember service, queue and routing-rule lookups until the block ends (one import run)."""
+    token = _run_lookups.set({})
+    try:
+        yield
+    finally:
+        _run_lookups.reset(token)
+
+
+def _remembered(key: tuple, compute):
+    """Return compute(), kept for the rest of the run when routing_lookups() is active."""
+    lookups = _run_lookups.get()
+    if lookups is None:
+        return compute()
+    if key not in lookups:
+        lookups[key] = compute()
+    return lookups[key]
+
+
+@dataclass(frozen=True)
+class _RuleTerms:
+    """What an email routing decision needs of a rule (keywords_match reads `keywords`)."""
+
+    keywords: str
+    category_code: Optional[str]
+    service_id: Optional[int]
+
+
+def _get(model, ident: Optional[int]):
+    """Return a row by primary key; during a run, keep it in the session until the batch commit.
+
+    The session holds clean objects weakly, so without the reference kept here every message
+    would load its service and queue again.
+    """
+    if ident is None:
+        return None
+    lookups = _run_lookups.get()
+    if lookups is None:
+        return db.session.get(model, ident)
+    key = ("row", model, ident)
+    row = lookups.get(key)
+    if row is None or row not in db.session:  # first use, or expunged after a batch commit
+        row = lookups[key] = db.session.get(model, ident)
+    return row
+
+
 def _email_queue_for(service: Optional[Service]) -> Optional[Queue]:
     """Return the email queue of a service, else the general email queue, else any email queue."""
-    if service is not None:
-        queue = db.session.scalar(select(Queue).where(Queue.service_id == service.id, Queue.channel == CHANNEL)
-                                  .order_by(Queue.id).limit(1))
-        if queue is not None:
-            return queue
-    return db.session.scalar(select(Queue).where(Queue.channel == CHANNEL)
-                             .order_by(Queue.service_id.is_not(None), Queue.id).limit(1))
+    service_id = service.id if service is not None else None
+
+    def find() -> Optional[int]:
+        if service_id is not None:
+            queue_id = db.session.scalar(select(Queue.id).where(Queue.service_id == service_id,
+                                                                 Queue.channel == CHANNEL)
+                                         .order_by(Queue.id).limit(1))
+            if queue_id is not None:
+                return queue_id
+        return db.session.scalar(select(Queue.id).where(Queue.channel == CHANNEL)
+                                 .order_by(Queue.service_id.is_not(None), Queue.id).limit(1))
+
+    return _get(Queue, _remembered(("email_queue", service_id), find))
 
 
 def _category_for(service: Service, text: str) -> Optional[str]:
-    rules = db.session.scalars(select(RoutingRule).where(
-        RoutingRule.service_id == service.id, RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None))
-        .order_by(RoutingRule.position, RoutingRule.id)).all()
+    rules = _remembered(("category_rules", service.id), lambda: [
+        _RuleTerms(keywords, category_code, service.id)
+        for keywords, category_code in db.session.execute(select(RoutingRule.keywords, RoutingRule.category_code).where(
+            RoutingRule.service_id == service.id, RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None))
+            .order_by(RoutingRule.position, RoutingRule.id))])
     for rule in rules:
         if rule.keywords.strip() and keywords_match(rule, text):
             return rule.category_code
-    categories = [c for c in service.categories if c.active]
-    for category in categories:
-        if category.code.startswith("general"):
-            return category.code
-    return categories[0].code if categories else "general_enquiry"
+    categories = _remembered(("categories", service.id), lambda: [c.code for c in service.categories if c.active])
+    for code in categories:
+        if code.startswith("general"):
+            return code
+    return categories[0] if categories else "general_enquiry"
 
 
 def route_email(parsed: ParsedEmail, recipients: Iterable[str]) -> EmailRoute:
@@ -977,19 +1043,23 @@ def route_email(parsed: ParsedEmail, recipients: Iterable[str]) -> EmailRoute:
     text = f"{parsed.subject}\n{parsed.text[:20000]}"
     recipients = [r.lower() for r in recipients]
     if recipients:
-        service = db.session.scalar(select(Service).where(
-            func.lower(Service.email_address).in_(recipients), Service.active.is_(True)).limit(1))
+        service = _get(Service, _remembered(("service_by_address", tuple(recipients)), lambda: db.session.scalar(
+            select(Service.id).where(func.lower(Service.email_address).in_(recipients), Service.active.is_(True))
+            .limit(1))))
         if service is not None:
             return EmailRoute(service, _category_for(service, text), _email_queue_for(service))
-    rules = db.session.scalars(select(RoutingRule).where(
-        RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None), RoutingRule.keywords != "")
-        .order_by(RoutingRule.position, RoutingRule.id)).all()
+    rules = _remembered(("keyword_rules",), lambda: [
+        _RuleTerms(rule.keywords, rule.category_code, rule.service_id)
+        for rule in db.session.scalars(select(RoutingRule).where(
+            RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None), RoutingRule.keywords != "")
+            .order_by(RoutingRule.position, RoutingRule.id)) if rule.service.active])
     for rule in rules:
-        if rule.service.active and keywords_match(rule, text):
-            return EmailRoute(rule.service, rule.category_code, _email_queue_for(rule.service))
+        if keywords_match(rule, text):
+            service = _get(Service, rule.service_id)
+            return EmailRoute(service, rule.category_code, _email_queue_for(service))
     default = current_app.config.get("EMAIL_DEFAULT_SERVICE")
-    service = db.session.scalar(select(Service).where(Service.code == default, Service.active.is_(True))) \
-        if default else None
+    service = _get(Service, _remembered(("default_service", default), lambda: db.session.scalar(
+        select(Service.id).where(Service.code == default, Service.active.is_(True))))) if default else None
     if service is not None:
         return EmailRoute(service, _category_for(service, text), _email_queue_for(service))
     return EmailRoute(None, None, _email_queue_for(None))
@@ -1002,20 +1072,24 @@ def _new_enquiry(inbound, parsed, customer, recipients, note) -> Conversation:
     conversation = new_conversation(customer, subject, status="open", queue=where.queue)
     message = _store_inbound_message(inbound, parsed, conversation)
     notes = message.body[:2000] if not note else f"{note}\n\n{message.body[:2000]}"
-    contact = record_contact(customer, CHANNEL, summary=f"Email: {subject}"[:300], notes=notes,
-                             category=where.category, conversation=conversation,
-                             occurred_at=message.created_at)
     case = None
     if where.service is not None:
+        # The case is opened first so the contact is written once, already linked and with its
+        # outcome (an insert then two updates would also move it between report totals twice).
         description = parsed.text[:20000]
         if note:
             description = f"{note}\n\n{description}"
         case = open_case(customer, where.service.code, where.category, subject[:200], description,
-                         contact=contact, source_channel=CHANNEL)
+                         source_channel=CHANNEL)
         conversation.case = case
-        contact.outcome = "case_raised"
         if where.queue is None or where.queue.service_id != case.service_id:
             conversation.queue_id = getattr(_email_queue_for(case.service), "id", conversation.queue_id)
+    contact = record_contact(customer, CHANNEL, summary=f"Email: {subject}"[:300], notes=notes,
+                             category=where.category, conversation=conversation, case=case,
+                             outcome="case_raised" if case is not None else "pending",
+                             occurred_at=message.created_at)
+    if case is not None:
+        case.raised_by_contact_id = contact.id
     if note:
         append_message(conversation, "system", note, direction="inbound", internal=True)
     acknowledge(conversation, customer, parsed.from_address, parsed, case)

@@ -151,11 +151,12 @@ def resolve_customer(name=None, email=None, phone=None, create: bool = True) -> 
     """
     email_value = normalise_email(email) if email else None
     phone_value = normalise_phone(phone) if phone else None
+    owners = {}  # kind -> holder of the identity (None: nobody), each looked up once
     customer = None
     if email_value:
-        customer = find_by_identity("email", email_value)
+        customer = owners["email"] = find_by_identity("email", email_value)
     if customer is None and phone_value:
-        customer = find_by_identity("phone", phone_value)
+        customer = owners["phone"] = find_by_identity("phone", phone_value)
     if customer is None:
         if not create:
             return None
@@ -165,7 +166,11 @@ def resolve_customer(name=None, email=None, phone=None, create: bool = True) -> 
     elif name and customer.name in ("Unknown caller", email_value, phone_value):
         set_name(customer, name)
     for kind, value in (("email", email_value), ("phone", phone_value)):
-        if value and find_by_identity(kind, value) is None:
-            add_identity(customer, kind, value)
+        if not value:
+            continue
+        if kind not in owners:
+            owners[kind] = find_by_identity(kind, value)
+        if owners[kind] is None and not any(i.kind == kind and i.value == value for i in customer.identities):
+            customer.identities.append(CustomerIdentity(kind=kind, value=value, verified=False))
     db.session.flush()
     return customer

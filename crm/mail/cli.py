@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..channels.email import receive
+from ..channels.email import receive, routing_lookups
 from ..cli import crm, fail
 from ..errors import DomainError
 from ..extensions import db
@@ -31,30 +31,31 @@ def ingest_email_command(paths, progress_every, batch):
     counts = dict.fromkeys(COUNT_KEYS, 0)
     seen = 0
     started = time.monotonic()
-    try:
-        for path in paths:
-            for raw in iter_messages(path):
-                try:
-                    result = receive(raw, source="file", commit=False)
-                except DomainError:  # an empty file: nothing to store
-                    click.echo(f"skipped an empty message in {path}", err=True)
-                    continue
-                counts[result.status] += 1
-                seen += 1
-                if seen % batch == 0:
-                    db.session.commit()
-                    db.session.expunge_all()  # keep memory flat however long the mailbox
-                if seen % progress_every == 0:
-                    rate = seen / max(time.monotonic() - started, 1e-9)
-                    click.echo(f"{seen} messages ({rate:.0f}/s) {json.dumps(counts)}", err=True)
-        db.session.commit()
-    except NotAMailbox as error:
-        db.session.commit()  # what was read before the bad path is kept
-        fail(str(error))
-    except OSError as error:
-        fail(f"could not read {error.filename}: {error.strerror}")
-    except SQLAlchemyError as error:
-        fail(f"the database refused the import after {seen} messages: {error.__class__.__name__}: {error}")
+    with routing_lookups():  # services, queues and rules read once for the whole run
+        try:
+            for path in paths:
+                for raw in iter_messages(path):
+                    try:
+                        result = receive(raw, source="file", commit=False)
+                    except DomainError:  # an empty file: nothing to store
+                        click.echo(f"skipped an empty message in {path}", err=True)
+                        continue
+                    counts[result.status] += 1
+                    seen += 1
+                    if seen % batch == 0:
+                        db.session.commit()
+                        db.session.expunge_all()  # keep memory flat however long the mailbox
+                    if seen % progress_every == 0:
+                        rate = seen / max(time.monotonic() - started, 1e-9)
+                        click.echo(f"{seen} messages ({rate:.0f}/s) {json.dumps(counts)}", err=True)
+            db.session.commit()
+        except NotAMailbox as error:
+            db.session.commit()  # what was read before the bad path is kept
+            fail(str(error))
+        except OSError as error:
+            fail(f"could not read {error.filename}: {error.strerror}")
+        except SQLAlchemyError as error:
+            fail(f"the database refused the import after {seen} messages: {error.__class__.__name__}: {error}")
     click.echo(json.dumps(counts))
 
 
