@@ -64,7 +64,7 @@ def status_of(conversation: Conversation, position: Optional[int] = None, outloo
     status = {"state": state, "conversation_id": conversation.id, "as_of": conversation.updated_at.isoformat()}
     if state == "queued":
         if position is None:
-            position = service.queue_positions().get(conversation.id)
+            position = service.queue_position(conversation)
         seconds_per_place, open_now = outlook or service.queue_outlook()
         status["position"] = position
         status["estimated_wait_seconds"] = int((position or 1) * seconds_per_place)

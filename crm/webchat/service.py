@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from flask import current_app
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 
 from ..cases.service import open_case
@@ -330,9 +330,18 @@ def waiting_chats() -> list[Conversation]:
         .order_by(ChatSession.priority.desc(), ChatSession.queued_at, Conversation.id)))
 
 
-def queue_positions() -> dict[int, int]:
-    """Return {conversation_id: 1-based position} for every queued chat."""
-    return {c.id: n for n, c in enumerate(waiting_chats(), start=1)}
+def queue_position(conversation: Conversation) -> Optional[int]:
+    """Return a queued chat's 1-based place in waiting_chats() order with one COUNT, not by loading the queue."""
+    chat = conversation.chat
+    if conversation.status != "queued" or chat is None:
+        return None
+    ahead = or_(ChatSession.priority > chat.priority,
+                and_(ChatSession.priority == chat.priority,
+                     or_(ChatSession.queued_at < chat.queued_at,
+                         and_(ChatSession.queued_at == chat.queued_at, Conversation.id < conversation.id))))
+    return 1 + db.session.scalar(
+        select(func.count()).select_from(ChatSession).join(Conversation)
+        .where(Conversation.channel == CHANNEL, Conversation.status == "queued", ahead))
 
 
 def queue_outlook() -> tuple[float, bool]:
