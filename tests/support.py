@@ -1,7 +1,18 @@
-"""Helpers shared by fixtures: free loopback ports and a real SMTP sink's handler."""
+"""Helpers shared by fixtures: free loopback ports, real server processes, an SMTP sink's handler."""
+import os
+import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import threading
+import time
 from email import message_from_bytes, policy
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -38,3 +49,52 @@ class SinkHandler:
     def to(self, address):
         """Return the parsed messages delivered to one address."""
         return [m["message"] for m in self.messages if address in m["rcpt_tos"]]
+
+
+class ServerProcess:
+    """A real server process: python wsgi.py (eventlet, monkey-patched) on its own loopback port."""
+
+    def __init__(self, database_url, redis_url=None, port=None, **settings):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = dict(os.environ, DATABASE_URL=database_url, PORT=str(self.port), HOST="127.0.0.1",
+                        SECRET_KEY="test-secret", PYTHONUNBUFFERED="1")
+        self.env.pop("REDIS_URL", None)
+        if redis_url:
+            self.env["REDIS_URL"] = redis_url
+        self.env.update({k: str(v) for k, v in settings.items()})
+        self.proc = None
+        self.start()
+
+    def start(self):
+        # A file, not a pipe: nobody reads the log while it runs, and a full pipe would stall the server.
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self.log.seek(0)
+                raise RuntimeError(f"server exited: {self.log.read().decode()[-3000:]}")
+            try:
+                if requests.get(self.url + "/login", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not start")
+
+    def kill(self):
+        """Kill -9: no clean shutdown, as when a machine dies."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)

@@ -1,22 +1,15 @@
 """Supervisor fixtures: a scripted day with fixed clocks, and a real server for the push tests."""
-import os
 import secrets
-import subprocess
-import sys
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-import requests
 
 from crm.extensions import db
 from crm.models import AgentPresence, AgentSocket, Case, ChatSession, Contact, Conversation, Queue
 from tests import factories
-from tests.support import free_port
+from tests.support import ServerProcess
 
-ROOT = Path(__file__).resolve().parents[2]
 # A Tuesday in November: London is on UTC, and the office day (09:00-17:00) is under way.
 NOW = datetime(2026, 11, 24, 14, 0, tzinfo=timezone.utc)
 
@@ -157,43 +150,10 @@ def supervisor_headers(supervisor, api_token):
     return api_token(supervisor)
 
 
-class LiveServer:
-    """A real `python wsgi.py` process (eventlet, monkey-patched) on a free loopback port."""
-
-    def __init__(self, database_url: str):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, DATABASE_URL=database_url, PORT=str(self.port), HOST="127.0.0.1",
-                   SECRET_KEY="test-secret", PYTHONUNBUFFERED="1")
-        env.pop("REDIS_URL", None)
-        self.proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stderr.read().decode()[-3000:]}")
-            try:
-                requests.get(self.url + "/login", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("server did not start")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-
 @pytest.fixture
 def live_crm(app, database_url):
     """A real server on the current backend (the app fixture made the schema); stopped after."""
-    server = LiveServer(database_url)
+    server = ServerProcess(database_url)
     yield server
     server.stop()
 

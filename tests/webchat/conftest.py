@@ -1,76 +1,15 @@
 """Webchat fixtures: real `python wsgi.py` server processes and real python-socketio clients."""
-import os
 import queue
-import signal
-import socket
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
-import requests
 import socketio
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support import ServerProcess
+
 WAIT = 15  # seconds any single expected event may take before the test fails
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A real server process: python wsgi.py on its own port."""
-
-    def __init__(self, database_url, redis_url=None, port=None, **settings):
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = dict(os.environ, DATABASE_URL=database_url, PORT=str(self.port), HOST="127.0.0.1",
-                        SECRET_KEY="test-secret", PYTHONUNBUFFERED="1")
-        self.env.pop("REDIS_URL", None)
-        if redis_url:
-            self.env["REDIS_URL"] = redis_url
-        defaults = {"WEBCHAT_SWEEP_SECONDS": "0.2", "WEBCHAT_GRACE_SECONDS": "60", "WEBCHAT_HEARTBEAT_SECONDS": "2"}
-        defaults.update({k: str(v) for k, v in settings.items()})
-        self.env.update(defaults)
-        self.proc = None
-        self.start()
-
-    def start(self):
-        # A file, not a pipe: nobody reads the log while it runs, and a full pipe would stall the server.
-        self.log = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([sys.executable, "wsgi.py"], cwd=ROOT, env=self.env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"server exited: {self.log.read().decode()[-3000:]}")
-            try:
-                if requests.get(self.url + "/chat", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def kill(self):
-        """Kill -9: no clean shutdown, as when a machine dies."""
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+# Short sweeps and heartbeats so queue changes show within a test's patience.
+WEBCHAT_TIMINGS = {"WEBCHAT_SWEEP_SECONDS": "0.2", "WEBCHAT_GRACE_SECONDS": "60", "WEBCHAT_HEARTBEAT_SECONDS": "2"}
 
 
 class Client:
@@ -123,7 +62,8 @@ def server_factory(database_url):
     started = []
 
     def start(**kw):
-        server = Server(kw.pop("database_url", database_url), **kw)
+        kw = {**WEBCHAT_TIMINGS, **kw}
+        server = ServerProcess(kw.pop("database_url", database_url), **kw)
         started.append(server)
         return server
 

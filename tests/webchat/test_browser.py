@@ -2,7 +2,8 @@
 import pytest
 
 from tests.conftest import PASSWORD
-from tests.webchat.conftest import ROOT, agent_with_token
+from tests.support import ROOT
+from tests.webchat.conftest import agent_with_token
 
 pytestmark = pytest.mark.browser
 
