@@ -223,8 +223,8 @@ def _groups_from_contacts(filters: ReportFilters, boundaries) -> ContactGroups:
     return ContactGroups(boundaries, per_period, per_kind)
 
 
-def _groups_from_totals(filters: ReportFilters, boundaries, unit: str) -> ContactGroups:
-    """Count the same from the daily rollup; the database sums, Python gets a few hundred rows."""
+def _totals_conditions(filters: ReportFilters) -> list:
+    """Return the filters as conditions on the daily rollup (inbound contacts only)."""
     totals = ContactDailyTotal
     conditions = [totals.day >= filters.start, totals.day <= filters.end, totals.direction == "inbound"]
     if filters.channel:
@@ -233,6 +233,13 @@ def _groups_from_totals(filters: ReportFilters, boundaries, unit: str) -> Contac
         conditions.append(totals.category.in_(
             select(Category.code).join(Service, Service.id == Category.service_id)
             .where(Service.code == filters.service)))
+    return conditions
+
+
+def _groups_from_totals(filters: ReportFilters, boundaries, unit: str) -> ContactGroups:
+    """Count the same from the daily rollup; the database sums, Python gets a few hundred rows."""
+    totals = ContactDailyTotal
+    conditions = _totals_conditions(filters)
     per_period = defaultdict(int)
     for day, channel, count in db.session.execute(
         select(totals.day, totals.channel, func.sum(totals.contacts)).where(*conditions)
@@ -464,13 +471,7 @@ def _contacts_by_month_and_category(filters: ReportFilters, boundaries) -> list[
             select(bucket, Contact.category, func.count()).where(*contact_conditions(filters))
             .group_by(bucket, Contact.category)).all()
     totals = ContactDailyTotal
-    conditions = [totals.day >= filters.start, totals.day <= filters.end, totals.direction == "inbound"]
-    if filters.channel:
-        conditions.append(totals.channel == filters.channel)
-    if filters.service:
-        conditions.append(totals.category.in_(
-            select(Category.code).join(Service, Service.id == Category.service_id)
-            .where(Service.code == filters.service)))
+    conditions = _totals_conditions(filters)
     months = defaultdict(int)
     for day, category, count in db.session.execute(
         select(totals.day, totals.category, func.sum(totals.contacts)).where(*conditions)
