@@ -10,6 +10,7 @@ from typing import Optional
 
 from sqlalchemy import select
 
+from ..batching import remembered
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import PRIORITIES, Category, Queue, RoutingRule, Service
@@ -42,7 +43,8 @@ def keywords_match(rule: RoutingRule, text: str) -> bool:
 
 def find_category(code: str) -> Optional[Category]:
     """Return the active category with this code, if any."""
-    return db.session.scalar(select(Category).where(Category.code == code, Category.active.is_(True)))
+    return remembered(("category", code), lambda: db.session.scalar(
+        select(Category).where(Category.code == code, Category.active.is_(True))))
 
 
 def higher_priority(a: str, b: str) -> str:
@@ -52,15 +54,15 @@ def higher_priority(a: str, b: str) -> str:
 
 def default_queue(service: Service) -> Optional[Queue]:
     """Return the service's case queue, if it has one."""
-    return db.session.scalar(select(Queue).where(Queue.service_id == service.id, Queue.channel == "cases")
-                             .order_by(Queue.id))
+    return remembered(("case_queue", service.id), lambda: db.session.scalar(
+        select(Queue).where(Queue.service_id == service.id, Queue.channel == "cases").order_by(Queue.id)))
 
 
 def route(category: str, text: str = "", service: Optional[Service] = None) -> Route:
     """Decide where a case of `category` goes; `service` is the caller's choice when no rule says otherwise."""
-    rules = db.session.scalars(
+    rules = remembered(("routing_rules", category), lambda: db.session.scalars(
         select(RoutingRule).where(RoutingRule.category_code == category, RoutingRule.active.is_(True))
-        .order_by(RoutingRule.position, RoutingRule.id)).all()
+        .order_by(RoutingRule.position, RoutingRule.id)).all())
     for rule in rules:
         if rule.service.active and keywords_match(rule, text):
             return Route(rule.service, rule.queue or default_queue(rule.service), rule.priority,

@@ -11,6 +11,7 @@ from typing import Optional
 from sqlalchemy import select, update
 
 from ..audit import audit
+from ..batching import remembered, stage
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import (
@@ -31,7 +32,8 @@ def reference_for(case_id: int) -> str:
 
 def find_service(code: str) -> Service:
     """Return the active service with this code, or refuse."""
-    service = db.session.scalar(select(Service).where(Service.code == code, Service.active.is_(True)))
+    service = remembered(("service", code), lambda: db.session.scalar(
+        select(Service).where(Service.code == code, Service.active.is_(True))))
     if service is None:
         raise ValidationFailed("Unknown service", {"service": [f"no service with code {code!r}"]})
     return service
@@ -59,8 +61,7 @@ def add_event(case: Case, kind: str, actor=None, *, from_value=None, to_value=No
         public=public,
         occurred_at=occurred_at or utcnow(),
     )
-    db.session.add(event)
-    db.session.flush()
+    stage(event)
     send_after_commit(case_event_recorded, case_event_id=event.id, case_id=case.id, kind=kind)
     return event
 
@@ -114,8 +115,9 @@ def open_case(customer, service_code: Optional[str], category: str, title: str, 
         sla_due_at=resolution_due,
         created_at=now,
     )
-    db.session.add(case)
-    db.session.flush()
+    # The objects too, not just their ids: a case staged in a batch is not loaded from the database.
+    case.customer, case.service, case.queue = customer, destination.service, destination.queue
+    stage(case)
     case.reference = reference_for(case.id)
     if contact is not None:
         contact.case_id = case.id

@@ -13,9 +13,11 @@ import smtplib
 import ssl
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email import policy
+from email.policy import EmailPolicy
+from functools import lru_cache
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message as MimeMessage
@@ -28,15 +30,18 @@ import nh3
 from blinker import Namespace
 from flask import current_app
 from huey.exceptions import RetryTask
-from sqlalchemy import func, select, update
+from sqlalchemy import func, inspect, select, update
+from sqlalchemy.orm import joinedload, make_transient_to_detached
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..audit import audit
+from ..batching import stage, write_batch
 from ..cases import lifecycle
 from ..cases.routing import keywords_match
 from ..cases.service import open_case, reopen_case
-from ..customers.identity import live_customer, normalise_email, resolve_customer
+from ..customers.identity import find_by_identity, live_customer, normalise_email, resolve_customer
 from ..customers.timeline import record_contact
 from ..errors import Conflict, DomainError, ValidationFailed
 from ..extensions import db
@@ -83,6 +88,31 @@ SAFE_HTML_ATTRIBUTES = {
 # ---------------------------------------------------------------------------------------------
 # Parsing
 # ---------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=4096)
+def _parsed_header(header_factory, name: str, value: str):
+    return header_factory(name, value)
+
+
+class _ReadPolicy(EmailPolicy):
+    """The modern email policy, remembering parsed header values.
+
+    The standard library parses a header again on every access, and `get_content_type()`
+    alone reads Content-Type about ten times per message (get_body, iter_parts, is_attachment);
+    parsed headers are immutable, so the same (name, value) is parsed once.
+    """
+
+    def header_fetch_parse(self, name, value):
+        if hasattr(value, "name"):
+            return value
+        value = "".join(_LINESEPS.split(value))
+        if len(value) > 1000:  # a long header is rarely read twice: keep the cache small
+            return self.header_factory(name, value)
+        return _parsed_header(self.header_factory, name, value)
+
+
+_LINESEPS = re.compile(r"\n|\r")  # as EmailPolicy: not splitlines, which splits on more
+READ_POLICY = _ReadPolicy()
 
 @dataclass
 class ParsedAttachment:
@@ -270,7 +300,7 @@ def _is_attachment(part: MimeMessage) -> bool:
 
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedEmail:
     """Parse raw RFC 5322 bytes with the modern email API, tolerating every malformation we can."""
-    mime = BytesParser(policy=policy.default).parsebytes(raw)
+    mime = BytesParser(policy=READ_POLICY).parsebytes(raw)
     parsed = ParsedEmail(mime=mime)
     parsed.defects = [type(d).__name__ for d in getattr(mime, "defects", [])][:20]
     parsed.message_id = normalise_message_id(header_text(mime, "Message-ID"))
@@ -346,7 +376,7 @@ def _read_broken_multipart(parsed: ParsedEmail, payload: str, max_attachment_byt
         return
     boundary = match.group(1).removesuffix("--")
     rebuilt = f'Content-Type: multipart/mixed; boundary="{boundary}"\n\n{payload}'.encode("utf-8", "surrogateescape")
-    if not isinstance(BytesParser(policy=policy.default).parsebytes(rebuilt).get_payload(), list):
+    if not isinstance(BytesParser(policy=READ_POLICY).parsebytes(rebuilt).get_payload(), list):
         parsed.text = payload.strip()  # the guess did not help either: show the text as it is
         return
     inner = parse_email(rebuilt, max_attachment_bytes=max_attachment_bytes)
@@ -622,14 +652,23 @@ def dedupe_key(message_id: Optional[str], raw: bytes) -> str:
     return hashlib.sha256(basis).hexdigest()
 
 
-def _result_for(inbound: InboundEmail, status: Optional[str] = None) -> IngestResult:
-    case_reference = None
-    if inbound.conversation_id:
+def _result_for(inbound: InboundEmail, status: Optional[str] = None,
+                conversation: Optional[Conversation] = None) -> IngestResult:
+    if conversation is None and inbound.conversation_id:
         conversation = db.session.get(Conversation, inbound.conversation_id)
-        case_reference = conversation.case.reference if conversation and conversation.case else None
+    case_reference = conversation.case.reference if conversation is not None and conversation.case else None
     return IngestResult(status or inbound.status, inbound.id, inbound.conversation_id, inbound.customer_id,
                         case_reference,
                         inbound.reason if (status or inbound.status) in ("quarantined", "auto_reply") else None)
+
+
+@dataclass
+class Arrival:
+    """One raw message as it came in, with its SMTP envelope when there was one."""
+
+    raw: bytes
+    envelope_from: Optional[str] = None  # "" for the null sender, None when unknown
+    envelope_to: tuple = ()
 
 
 def receive(raw: bytes, *, source: str, envelope_from: Optional[str] = None,
@@ -637,61 +676,141 @@ def receive(raw: bytes, *, source: str, envelope_from: Optional[str] = None,
     """Store a raw message, then process it: the one way in for SMTP, HTTP and files.
 
     With `commit` (SMTP and HTTP, which answer the sender), the raw bytes are committed before
-    processing starts and the result after. Without it (file import), the caller commits a
-    batch at a time: until then the file itself is the safe copy, and importing it again is
-    idempotent. `envelope_from` is the SMTP MAIL FROM ("" for the null sender, None when unknown).
+    processing starts and the result after. `envelope_from` is the SMTP MAIL FROM ("" for the
+    null sender, None when unknown).
     """
     if not isinstance(raw, (bytes, bytearray)) or not raw:
         raise ValidationFailed("An email message is required", {"message": ["empty"]})
-    raw = bytes(raw)
-    message_id = message_id_of(raw)
-    key = dedupe_key(message_id, raw)
-    values = dict(
-        dedupe_key=key, message_id_header=message_id, content_sha256=hashlib.sha256(raw).hexdigest(),
-        raw=raw, size=len(raw), source=source,
-        envelope_from=None if envelope_from is None else envelope_from[:500],
-        envelope_to=",".join(envelope_to)[:5000] or None, status="received", details={}, attempts=0,
-        received_at=utcnow(),
-    )
+    arrival = Arrival(bytes(raw), envelope_from, tuple(envelope_to))
+    return receive_many([arrival], source=source, commit=commit)[0]
+
+
+def receive_many(arrivals: list, *, source: str, commit: bool = True) -> list:
+    """Store raw messages, then process them together; return one IngestResult per arrival, in order.
+
+    The file import hands over a hundred messages at a time and commits after each batch: until
+    then the file itself is the safe copy, and importing it again is idempotent. Empty messages
+    must be left out by the caller (`receive` refuses them).
+    """
+    now = utcnow()
+    rows = []
+    for arrival in arrivals:
+        message_id = message_id_of(arrival.raw)
+        rows.append(dict(
+            dedupe_key=dedupe_key(message_id, arrival.raw), message_id_header=message_id,
+            content_sha256=hashlib.sha256(arrival.raw).hexdigest(), raw=arrival.raw, size=len(arrival.raw),
+            source=source, envelope_from=None if arrival.envelope_from is None else arrival.envelope_from[:500],
+            envelope_to=",".join(arrival.envelope_to)[:5000] or None, status="received", details={},
+            attempts=0, received_at=now,
+        ))
+    unique = {}
+    for row in rows:
+        unique.setdefault(row["dedupe_key"], row)
     # INSERT ... ON CONFLICT DO NOTHING: the same message arriving twice at once (an MTA retry
     # racing the first try) cannot fail the transaction; the loser just finds the winner's row.
     insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    new_id = db.session.execute(insert(InboundEmail).values(**values)
-                                .on_conflict_do_nothing(index_elements=["dedupe_key"])
-                                .returning(InboundEmail.id)).scalar()
-    if new_id is not None:
-        if commit:
-            db.session.commit()
-        return process(db.session.get(InboundEmail, new_id), commit=commit)
-    existing = db.session.scalar(select(InboundEmail).where(InboundEmail.dedupe_key == key))
-    stuck_since = utcnow() - STUCK_AFTER
-    if existing.status == "received" and existing.received_at < stuck_since:
-        return process(existing, commit=commit)  # stored earlier but never processed (crash, outage)
-    return _result_for(existing, "duplicate")
+    stored = dict(db.session.execute(
+        insert(InboundEmail).values(list(unique.values())).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(InboundEmail.dedupe_key, InboundEmail.id)).all())
+    to_process, earlier = [], []
+    for key, row in unique.items():
+        if key in stored:
+            to_process.append(_stored_row(stored[key], row))
+    if len(stored) < len(unique):
+        stuck_since = now - STUCK_AFTER
+        for existing in db.session.scalars(select(InboundEmail).where(
+                InboundEmail.dedupe_key.in_([k for k in unique if k not in stored]))):
+            if existing.status == "received" and existing.received_at < stuck_since:
+                to_process.append(existing)  # stored earlier but never processed (crash, outage)
+            else:
+                earlier.append(existing)
+    if commit:
+        db.session.commit()
+    keys = [inbound.dedupe_key for inbound in to_process]
+    results = dict(zip(keys, process_many(to_process, commit=commit)))
+    for existing in earlier:
+        results[existing.dedupe_key] = _result_for(existing, "duplicate")
+    answers, seen = [], set()
+    for row in rows:
+        result = results[row["dedupe_key"]]
+        if row["dedupe_key"] in seen:  # the same message twice in one batch
+            result = replace(result, status="duplicate", reason=None)
+        seen.add(row["dedupe_key"])
+        answers.append(result)
+    return answers
+
+
+def _stored_row(inbound_id: int, values: dict) -> InboundEmail:
+    """Return the just-inserted row as a session object without reading it (and its raw bytes) back."""
+    inbound = InboundEmail(id=inbound_id, reason=None, from_address=None, subject=None, full_text=None,
+                           customer_id=None, conversation_id=None, stored_message_id=None, processed_at=None,
+                           **values)
+    make_transient_to_detached(inbound)
+    db.session.add(inbound)
+    return inbound
 
 
 def process(inbound: InboundEmail, commit: bool = True) -> IngestResult:
-    """Process a stored message in a savepoint; anything it cannot understand is quarantined."""
-    inbound.attempts = (inbound.attempts or 0) + 1
-    inbound_id = inbound.id
+    """Process one stored message; anything it cannot understand is quarantined."""
+    return process_many([inbound], commit=commit)[0]
+
+
+def process_many(inbounds: list, commit: bool = True) -> list:
+    """Process stored messages in one savepoint and one flush; return their results in order.
+
+    If any message of a batch fails, the batch is undone and each message is run again alone,
+    so one bad message is quarantined and the others are processed as usual.
+    """
+    if not inbounds:
+        return []
+    ids = [inbound.id for inbound in inbounds]
+    # Counting the attempt is the first write: on SQLite it takes the write lock before ids are reserved.
+    db.session.execute(update(InboundEmail).where(InboundEmail.id.in_(ids))
+                       .values(attempts=InboundEmail.attempts + 1).execution_options(synchronize_session=False))
+    for inbound in inbounds:
+        set_committed_value(inbound, "attempts", (inbound.attempts or 0) + 1)
     try:
-        # No autoflush: every service this calls flushes what it adds, so the autoflushes before
-        # each look-up would only split the message's attribute updates into many more flushes.
-        with db.session.begin_nested(), db.session.no_autoflush:
-            result = _process(inbound)
-    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the message is kept for review
-        log.warning("inbound email %s quarantined: %s", inbound_id, exc, exc_info=not isinstance(exc, DomainError))
-        inbound = db.session.get(InboundEmail, inbound_id)
+        # No autoflush: the batch's new rows are written by the one flush at the end; look-ups go
+        # through the batch's ThreadIndex, which knows both the stored rows and the new ones.
+        with db.session.begin_nested(), db.session.no_autoflush, write_batch(len(inbounds)):
+            results = _process_batch(inbounds)
+            _mark_processed(inbounds)
+            db.session.flush()
+    except Exception as exc:  # noqa: BLE001 - whatever went wrong, the messages are kept
+        if len(inbounds) > 1:
+            log.info("a batch of %d inbound emails failed (%s); processing them one by one", len(inbounds), exc)
+            results = [process_many([db.session.get(InboundEmail, inbound_id)], commit=False)[0]
+                       for inbound_id in ids]
+            if commit:
+                db.session.commit()
+            return results
+        log.warning("inbound email %s quarantined: %s", ids[0], exc, exc_info=not isinstance(exc, DomainError))
+        inbound = db.session.get(InboundEmail, ids[0])
         reason = exc.message if isinstance(exc, DomainError) else f"{exc.__class__.__name__}: {exc}"
         inbound.status = "quarantined"
         inbound.reason = f"could not process: {reason}"[:2000]
-        result = IngestResult("quarantined", inbound_id, reason=inbound.reason)
-    inbound.processed_at = utcnow()
+        results = [IngestResult("quarantined", ids[0], reason=inbound.reason)]
+        _mark_processed([inbound])
     if commit:
         db.session.commit()
     else:
         db.session.flush()
-    return result
+    return results
+
+
+def _mark_processed(inbounds: list) -> None:
+    processed_at = utcnow()
+    for inbound in inbounds:
+        inbound.processed_at = processed_at
+        # Every processed row then updates the same columns, so a batch is one executemany
+        # instead of a statement for each run of rows that happened to change different ones.
+        for name in _PROCESSED_COLUMNS:
+            if name in inbound.__dict__:
+                flag_modified(inbound, name)
+
+
+_PROCESSED_COLUMNS = ("status", "reason", "details", "from_address", "subject", "full_text", "customer_id",
+                      "conversation_id", "stored_message_id")
 
 
 def reprocess(inbound: InboundEmail) -> IngestResult:
@@ -709,10 +828,32 @@ def _quarantine(inbound: InboundEmail, reason: str) -> IngestResult:
     return IngestResult("quarantined", inbound.id, customer_id=inbound.customer_id, reason=reason)
 
 
-def _process(inbound: InboundEmail) -> IngestResult:
+@dataclass
+class _Readable:
+    """A parsed message that passed the checks and waits for its thread or a new conversation."""
+
+    inbound: InboundEmail
+    parsed: ParsedEmail
+    recipients: list
+    automatic: Optional["AutoSignal"]
+
+
+def _process_batch(inbounds: list) -> list:
+    """Parse every message, look up what they refer to in a few queries, then settle each in order."""
+    readable = [_read(inbound) for inbound in inbounds]
+    index = ThreadIndex.load([item for item in readable if isinstance(item, _Readable)])
+    token = _thread_index.set(index)
+    try:
+        return [_settle(item) if isinstance(item, _Readable) else item for item in readable]
+    finally:
+        _thread_index.reset(token)
+
+
+def _read(inbound: InboundEmail):
+    """Parse and check one message: a _Readable, or the IngestResult of a quarantined one."""
     config = current_app.config
     if inbound.size > config["EMAIL_MAX_BYTES"]:
-        headers = BytesHeaderParser(policy=policy.default).parsebytes(inbound.raw[:256 * 1024])
+        headers = BytesHeaderParser(policy=READ_POLICY).parsebytes(inbound.raw[:256 * 1024])
         inbound.subject = _clean_line(header_text(headers, "Subject"), 300) or None
         senders = _addresses(headers, "From")
         inbound.from_address = senders[0][1][:254] if senders else None
@@ -732,16 +873,27 @@ def _process(inbound: InboundEmail) -> IngestResult:
                                     + parsed.recipients))
     automatic = detect_automatic(parsed, inbound.envelope_from, config["CRM_MAIL_DOMAIN"],
                                  [config["CRM_MAIL_FROM"]])
-    if automatic is not None:
-        return _handle_automatic(inbound, parsed, automatic)
-    if not parsed.from_address:
-        what = f"From {parsed.from_raw!r}" if parsed.from_raw else "no From"
-        return _quarantine(inbound, f"missing or malformed sender ({what})")
-    if not parsed.text.strip() and not parsed.attachments and not parsed.subject:
-        return _quarantine(inbound, "no readable content: no subject, body or attachments")
-    customer = resolve_customer(parsed.from_name or None, parsed.from_address)
+    if automatic is None:
+        if not parsed.from_address:
+            what = f"From {parsed.from_raw!r}" if parsed.from_raw else "no From"
+            return _quarantine(inbound, f"missing or malformed sender ({what})")
+        if not parsed.text.strip() and not parsed.attachments and not parsed.subject:
+            return _quarantine(inbound, "no readable content: no subject, body or attachments")
+    return _Readable(inbound, parsed, recipients, automatic)
+
+
+def _settle(item: _Readable) -> IngestResult:
+    """Thread a readable message into its conversation, or open a new one."""
+    inbound, parsed = item.inbound, item.parsed
+    if item.automatic is not None:
+        return _handle_automatic(inbound, parsed, item.automatic)
+    index = _thread_index.get()
+    owners = {"email": index.customer_with(parsed.from_address)} if index is not None else None
+    customer = resolve_customer(parsed.from_name or None, parsed.from_address, owners=owners)
+    if index is not None:
+        index.customers[parsed.from_address] = customer
     inbound.customer_id = customer.id
-    conversation, note = find_thread(parsed, customer, recipients)
+    conversation, note = find_thread(parsed, customer, item.recipients)
     if conversation is not None:
         case = conversation.case
         if case is not None and case.status in lifecycle.DONE_STATUSES:
@@ -753,10 +905,122 @@ def _process(inbound: InboundEmail) -> IngestResult:
     if conversation is not None:
         _append_inbound(inbound, parsed, conversation, customer)
         inbound.status = "threaded"
-        return _result_for(inbound)
-    conversation = _new_enquiry(inbound, parsed, customer, recipients, note)
+        return _result_for(inbound, conversation=conversation)
+    conversation = _new_enquiry(inbound, parsed, customer, item.recipients, note)
     inbound.status = "ingested"
-    return _result_for(inbound)
+    return _result_for(inbound, conversation=conversation)
+
+
+class ThreadIndex:
+    """What one batch of messages looks up, read in a few queries before any of them is settled.
+
+    Senders' customers, conversations by Message-ID, cases by reference, conversations by token
+    and recent acknowledgements per address are read for the whole batch at once; the rows the
+    batch then writes (not flushed until its end) are added as they are made, so a reply to a
+    message earlier in the same batch finds its thread exactly as it would a stored one.
+    """
+
+    def __init__(self):
+        self.customers = {}  # email address -> live customer holding it, or None
+        self.by_message_id = {}  # Message-ID (ours and theirs) -> conversation
+        self.cases = {}  # case reference -> case, or None
+        self.case_conversations = {}  # case id -> its latest email conversation, or None
+        self.by_token = {}  # conversation token -> email conversation, or None
+        self.recent_acks = {}  # address -> acknowledgements sent to it in the last hour
+        self.threads = {}  # id of a conversation new in this batch -> [(Message-ID, direction)]
+
+    @classmethod
+    def load(cls, items: list) -> "ThreadIndex":
+        index = cls()
+        addresses = {item.parsed.from_address for item in items if item.parsed.from_address}
+        message_ids = {mid for item in items for mid in _thread_ids(item.parsed)}
+        references = {f"CAS-{ref}".upper() for item in items for ref in CASE_REF_RE.findall(item.parsed.subject)}
+        tokens = {token for item in items for token in _tokens(item.parsed, item.recipients)}
+        if addresses:
+            index.customers = dict.fromkeys(addresses)
+            for identity in db.session.scalars(
+                    select(CustomerIdentity)
+                    .options(joinedload(CustomerIdentity.customer).selectinload(Customer.identities))
+                    .where(CustomerIdentity.kind == "email", CustomerIdentity.value.in_(addresses))):
+                index.customers[identity.value] = live_customer(identity.customer)
+            index.recent_acks = dict.fromkeys(addresses, 0)
+            index.recent_acks.update(db.session.execute(
+                select(OutboundEmail.to_address, func.count(OutboundEmail.id))
+                .where(OutboundEmail.to_address.in_(addresses), OutboundEmail.kind == "ack",
+                       OutboundEmail.created_at >= utcnow() - ACK_WINDOW)
+                .group_by(OutboundEmail.to_address)).all())
+        if message_ids:
+            pairs = db.session.execute(select(Message.email_message_id, Message.conversation_id)
+                                       .where(Message.email_message_id.in_(message_ids))).all()
+            conversations = _conversations_by_id({conversation_id for _, conversation_id in pairs})
+            index.by_message_id = {mid: conversations[conversation_id] for mid, conversation_id in pairs}
+        if references:
+            index.cases = dict.fromkeys(references)
+            cases = db.session.scalars(select(Case).options(joinedload(Case.customer))
+                                       .where(Case.reference.in_(references))).all()
+            index.cases.update({case.reference: case for case in cases})
+            index.case_conversations = dict.fromkeys(case.id for case in cases)
+            for conversation in db.session.scalars(
+                    select(Conversation).options(joinedload(Conversation.customer))
+                    .where(Conversation.case_id.in_(index.case_conversations), Conversation.channel == CHANNEL)
+                    .order_by(Conversation.id)):
+                index.case_conversations[conversation.case_id] = conversation  # the latest wins
+        if tokens:
+            index.by_token = dict.fromkeys(tokens)
+            index.by_token.update({c.token: c for c in db.session.scalars(
+                select(Conversation).options(joinedload(Conversation.customer))
+                .where(Conversation.token.in_(tokens), Conversation.channel == CHANNEL))})
+        return index
+
+    def customer_with(self, address: str) -> Optional[Customer]:
+        """Return the live customer holding an email address (None: nobody yet)."""
+        if address not in self.customers:
+            self.customers[address] = find_by_identity("email", address)
+        return self.customers[address]
+
+    def added_conversation(self, conversation: Conversation) -> None:
+        self.by_token[conversation.token] = conversation
+        self.threads[conversation.id] = []
+        if conversation.case is not None:
+            self.case_conversations[conversation.case.id] = conversation
+
+    def added_case(self, case: Case, conversation: Conversation) -> None:
+        self.cases[case.reference] = case
+        self.case_conversations[case.id] = conversation
+
+    def added_message(self, conversation: Conversation, message: Message) -> None:
+        if message.email_message_id:
+            self.by_message_id[message.email_message_id] = conversation
+            if conversation.id in self.threads:
+                self.threads[conversation.id].append((message.email_message_id, message.direction))
+
+
+_thread_index: ContextVar[Optional[ThreadIndex]] = ContextVar("email_thread_index", default=None)
+ACK_WINDOW = timedelta(hours=1)
+
+
+def _conversations_by_id(ids: set) -> dict:
+    if not ids:
+        return {}
+    return {c.id: c for c in db.session.scalars(
+        select(Conversation).options(joinedload(Conversation.customer), joinedload(Conversation.case))
+        .where(Conversation.id.in_(ids)))}
+
+
+def _thread_ids(parsed: ParsedEmail) -> list:
+    """Return the Message-IDs a message refers to, the most direct first."""
+    return list(dict.fromkeys(parsed.in_reply_to + list(reversed(parsed.references))))[:MAX_THREAD_IDS]
+
+
+def _tokens(parsed: ParsedEmail, recipients: Iterable[str]) -> list:
+    """Return the conversation tokens a message carries: [#TOKEN] in the subject, reply+TOKEN@ addresses."""
+    tokens = [t.lower() for t in SUBJECT_TOKEN_RE.findall(parsed.subject)]
+    domain = current_app.config["CRM_MAIL_DOMAIN"].lower()
+    for address in recipients:
+        match = REPLY_ADDRESS_RE.match(address)
+        if match and match.group(2).lower() == domain:
+            tokens.append(match.group(1).lower())
+    return list(dict.fromkeys(tokens))
 
 
 def _handle_automatic(inbound: InboundEmail, parsed: ParsedEmail, signal: AutoSignal) -> IngestResult:
@@ -784,13 +1048,14 @@ def _handle_automatic(inbound: InboundEmail, parsed: ParsedEmail, signal: AutoSi
                        email_message_id=parsed.message_id)
         inbound.conversation_id = conversation.id
         inbound.customer_id = conversation.customer_id
-    return _result_for(inbound)
+    return _result_for(inbound, conversation=conversation)
 
 
 def _apply_bounce(report: BounceReport) -> Optional[Conversation]:
     """Mark the bounced send and, when the failure is permanent, the address it went to."""
     if not report.our_message_ids:
         return None  # a bounce that returns none of our mail cannot speak for our residents
+    db.session.flush()  # rare: let the look-up see sends written earlier in this batch
     sends = db.session.scalars(select(OutboundEmail).where(
         OutboundEmail.message_id_header.in_(report.our_message_ids))).all()
     conversation = None
@@ -821,16 +1086,44 @@ def _belongs(conversation: Conversation, address_or_customer) -> bool:
 
 
 def _conversation_by_headers(parsed: ParsedEmail) -> Optional[Conversation]:
-    ids = list(dict.fromkeys(parsed.in_reply_to + list(reversed(parsed.references))))[:MAX_THREAD_IDS]
+    ids = _thread_ids(parsed)
     if not ids:
         return None
-    rows = db.session.execute(select(Message.email_message_id, Message.conversation_id)
-                              .where(Message.email_message_id.in_(ids))).all()
-    by_id = {mid: conversation_id for mid, conversation_id in rows}
+    index = _thread_index.get()
+    if index is not None:
+        by_id = index.by_message_id
+    else:
+        rows = db.session.execute(select(Message.email_message_id, Message.conversation_id)
+                                  .where(Message.email_message_id.in_(ids))).all()
+        conversations = _conversations_by_id({conversation_id for _, conversation_id in rows})
+        by_id = {mid: conversations[conversation_id] for mid, conversation_id in rows}
     for mid in ids:
         if mid in by_id:
-            return db.session.get(Conversation, by_id[mid])
+            return by_id[mid]
     return None
+
+
+def _case_by_reference(reference: str) -> Optional[Case]:
+    index = _thread_index.get()
+    if index is not None and reference in index.cases:
+        return index.cases[reference]
+    return db.session.scalar(select(Case).where(Case.reference == reference))
+
+
+def _email_conversation_of(case: Case) -> Optional[Conversation]:
+    """Return the latest email conversation of a case."""
+    index = _thread_index.get()
+    if index is not None and case.id in index.case_conversations:
+        return index.case_conversations[case.id]
+    return db.session.scalar(select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL)
+                             .order_by(Conversation.id.desc()).limit(1))
+
+
+def _conversation_by_token(token: str) -> Optional[Conversation]:
+    index = _thread_index.get()
+    if index is not None and token in index.by_token:
+        return index.by_token[token]
+    return db.session.scalar(select(Conversation).where(Conversation.token == token, Conversation.channel == CHANNEL))
 
 
 def find_thread(parsed: ParsedEmail, customer: Customer, recipients: Iterable[str]):
@@ -846,28 +1139,19 @@ def find_thread(parsed: ParsedEmail, customer: Customer, recipients: Iterable[st
             return candidate, None
         note = "Replied to a thread of another customer; started a new conversation"
     for reference in CASE_REF_RE.findall(parsed.subject):
-        case = db.session.scalar(select(Case).where(Case.reference == f"CAS-{reference}"))
+        case = _case_by_reference(f"CAS-{reference}".upper())
         if case is None:
             continue
         if live_customer(case.customer).id != customer.id:
             note = note or f"Quoted case CAS-{reference} of another customer; started a new conversation"
             continue
-        conversation = db.session.scalar(
-            select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL)
-            .order_by(Conversation.id.desc()).limit(1))
+        conversation = _email_conversation_of(case)
         if conversation is None:
             conversation = new_conversation(customer, parsed.subject, case=case, status="open",
                                             queue=_email_queue_for(case.service))
         return conversation, None
-    tokens = [t.lower() for t in SUBJECT_TOKEN_RE.findall(parsed.subject)]
-    domain = current_app.config["CRM_MAIL_DOMAIN"].lower()
-    for address in recipients:
-        match = REPLY_ADDRESS_RE.match(address)
-        if match and match.group(2).lower() == domain:
-            tokens.append(match.group(1).lower())
-    for token in dict.fromkeys(tokens):
-        conversation = db.session.scalar(select(Conversation).where(
-            Conversation.token == token, Conversation.channel == CHANNEL))
+    for token in _tokens(parsed, recipients):
+        conversation = _conversation_by_token(token)
         if conversation is None:
             continue
         if _belongs(conversation, customer):
@@ -882,28 +1166,37 @@ def new_conversation(customer: Customer, subject: str, *, case=None, status="ope
         customer_id=customer.id, channel=CHANNEL, status=status, subject=(subject or "")[:300] or None,
         token=secrets.token_hex(10), queue_id=getattr(queue, "id", None), last_seq=0,
     )
-    conversation.case = case
-    db.session.add(conversation)
-    db.session.flush()
+    conversation.customer, conversation.case = customer, case  # staged in a batch: not loaded, so set here
+    stage(conversation)
+    index = _thread_index.get()
+    if index is not None:
+        index.added_conversation(conversation)
     return conversation
 
 
 def append_message(conversation: Conversation, author: str, body: str, *, direction: str,
                    html: Optional[str] = None, author_user=None, internal: bool = False,
                    email_message_id: Optional[str] = None, delivery_status: Optional[str] = None) -> Message:
-    """Add a message with the conversation's next seq (one atomic UPDATE ... RETURNING); flushes."""
+    """Add a message with the conversation's next seq; staged (flushed at once outside a batch)."""
     now = utcnow()
-    seq = db.session.execute(
-        update(Conversation).where(Conversation.id == conversation.id)
-        .values(last_seq=Conversation.last_seq + 1, last_message_at=now, updated_at=now)
-        .returning(Conversation.last_seq).execution_options(synchronize_session=False)).scalar_one()
-    db.session.expire(conversation, ["last_seq", "last_message_at", "updated_at"])
+    if inspect(conversation).pending:
+        # New in this batch: nobody else can see it yet, so the seq is simply the next number.
+        seq = conversation.last_seq = (conversation.last_seq or 0) + 1
+        conversation.last_message_at = conversation.updated_at = now
+    else:  # one atomic UPDATE ... RETURNING, so concurrent writers never share a seq
+        seq = db.session.execute(
+            update(Conversation).where(Conversation.id == conversation.id)
+            .values(last_seq=Conversation.last_seq + 1, last_message_at=now, updated_at=now)
+            .returning(Conversation.last_seq).execution_options(synchronize_session=False)).scalar_one()
+        db.session.expire(conversation, ["last_seq", "last_message_at", "updated_at"])
     message = Message(conversation_id=conversation.id, seq=seq, author=author, direction=direction,
                       author_user_id=getattr(author_user, "id", None), body=body or "", html=html,
                       internal=internal, email_message_id=email_message_id,
                       delivery_status=delivery_status, created_at=now)
-    db.session.add(message)
-    db.session.flush()
+    stage(message)
+    index = _thread_index.get()
+    if index is not None:
+        index.added_message(conversation, message)
     return message
 
 
@@ -920,8 +1213,7 @@ def _store_inbound_message(inbound: InboundEmail, parsed: ParsedEmail, conversat
         attachment = Attachment(message_id=message.id, filename=item.filename, content_type=item.content_type,
                                 size=len(item.data), sha256=hashlib.sha256(item.data).hexdigest(),
                                 inline=item.inline, content_id=item.content_id, data=item.data)
-        db.session.add(attachment)
-        db.session.flush()
+        stage(attachment)
         if item.content_id:
             inline_images[item.content_id] = ATTACHMENT_URL.format(id=attachment.id)
     if parsed.html:
@@ -1082,6 +1374,9 @@ def _new_enquiry(inbound, parsed, customer, recipients, note) -> Conversation:
         case = open_case(customer, where.service.code, where.category, subject[:200], description,
                          source_channel=CHANNEL)
         conversation.case = case
+        index = _thread_index.get()
+        if index is not None:
+            index.added_case(case, conversation)
         if where.queue is None or where.queue.service_id != case.service_id:
             conversation.queue_id = getattr(_email_queue_for(case.service), "id", conversation.queue_id)
     contact = record_contact(customer, CHANNEL, summary=f"Email: {subject}"[:300], notes=notes,
@@ -1124,9 +1419,13 @@ def deliverable_address(customer: Customer, preferred: Optional[str] = None) -> 
 
 def thread_headers(conversation: Conversation) -> tuple:
     """Return (In-Reply-To, References) for the next message of a conversation."""
-    rows = db.session.execute(select(Message.email_message_id, Message.direction).where(
-        Message.conversation_id == conversation.id, Message.email_message_id.is_not(None))
-        .order_by(Message.seq)).all()
+    index = _thread_index.get()
+    if index is not None and conversation.id in index.threads:  # new in this batch, not flushed yet
+        rows = index.threads[conversation.id]
+    else:
+        rows = db.session.execute(select(Message.email_message_id, Message.direction).where(
+            Message.conversation_id == conversation.id, Message.email_message_id.is_not(None))
+            .order_by(Message.seq)).all()
     ids = [mid for mid, _ in rows]
     inbound = [mid for mid, direction in rows if direction == "inbound"]
     in_reply_to = inbound[-1] if inbound else (ids[-1] if ids else None)
@@ -1159,8 +1458,7 @@ def queue_email(conversation: Conversation, *, kind: str, to_address: str, subje
                          to_address=to_address, to_name=_clean_line(to_name or "", 200) or None,
                          subject=subject[:300], message_id_header=mid, in_reply_to=in_reply_to,
                          references=" ".join(references) or None, status="queued", attempts=0)
-    db.session.add(send)
-    db.session.flush()
+    stage(send)
     send_after_commit(outbound_email_queued, outbound_id=send.id)
     return message
 
@@ -1176,11 +1474,17 @@ def acknowledge(conversation, customer, address, parsed, case) -> Optional[Messa
         return None
     if deliverable_address(customer, address) != address:
         return None
-    since = utcnow() - timedelta(hours=1)
-    recent = db.session.scalar(select(func.count(OutboundEmail.id)).where(
-        OutboundEmail.to_address == address, OutboundEmail.kind == "ack", OutboundEmail.created_at >= since))
+    index = _thread_index.get()
+    if index is not None and address in index.recent_acks:
+        recent = index.recent_acks[address]
+    else:
+        recent = db.session.scalar(select(func.count(OutboundEmail.id)).where(
+            OutboundEmail.to_address == address, OutboundEmail.kind == "ack",
+            OutboundEmail.created_at >= utcnow() - ACK_WINDOW))
     if recent >= config["EMAIL_ACK_PER_SENDER_PER_HOUR"]:
         return None
+    if index is not None:
+        index.recent_acks[address] = recent + 1
     reference = case.reference if case else None
     lines = [f"Dear {live_customer(customer).name},", "",
              "Thank you for contacting the council. We have received your email"

@@ -6,6 +6,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import select
 
+from ..batching import flush_unless_batched, stage
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import Address, Customer, CustomerIdentity, CustomerNameTerm
@@ -143,26 +144,30 @@ def create_customer(name: str, email=None, phone=None, address: Optional[dict] =
     return customer
 
 
-def resolve_customer(name=None, email=None, phone=None, create: bool = True) -> Optional[Customer]:
+def resolve_customer(name=None, email=None, phone=None, create: bool = True,
+                     owners: Optional[dict] = None) -> Optional[Customer]:
     """Match an inbound touch to a customer by email, then phone; make one when nothing matches.
 
     Identities the touch brings that the matched customer lacks are added to them, unless
     they belong to someone else (then the two may be the same person: staff decide by merging).
+    `owners` maps a kind to the live holder of that identity (None: nobody) when the caller
+    has looked it up already, as a batch import does for all its senders at once.
     """
     email_value = normalise_email(email) if email else None
     phone_value = normalise_phone(phone) if phone else None
-    owners = {}  # kind -> holder of the identity (None: nobody), each looked up once
+    owners = dict(owners or {})  # kind -> holder of the identity (None: nobody), each looked up once
     customer = None
-    if email_value:
-        customer = owners["email"] = find_by_identity("email", email_value)
-    if customer is None and phone_value:
-        customer = owners["phone"] = find_by_identity("phone", phone_value)
+    for kind, value in (("email", email_value), ("phone", phone_value)):
+        if customer is None and value:
+            if kind not in owners:
+                owners[kind] = find_by_identity(kind, value)
+            customer = owners[kind]
     if customer is None:
         if not create:
             return None
         customer = Customer()
         set_name(customer, name or email_value or phone_value or "Unknown caller")
-        db.session.add(customer)
+        stage(customer, flush=False)  # flushed below with its identities
     elif name and customer.name in ("Unknown caller", email_value, phone_value):
         set_name(customer, name)
     for kind, value in (("email", email_value), ("phone", phone_value)):
@@ -172,5 +177,5 @@ def resolve_customer(name=None, email=None, phone=None, create: bool = True) -> 
             owners[kind] = find_by_identity(kind, value)
         if owners[kind] is None and not any(i.kind == kind and i.value == value for i in customer.identities):
             customer.identities.append(CustomerIdentity(kind=kind, value=value, verified=False))
-    db.session.flush()
+    flush_unless_batched()
     return customer

@@ -7,6 +7,7 @@ from typing import Optional
 
 from sqlalchemy import and_, or_, select, true
 
+from ..batching import stage
 from ..errors import ValidationFailed
 from ..extensions import db
 from ..models import CHANNELS, DIRECTIONS, OUTCOMES, CaseEvent, Contact, Customer, utcnow
@@ -56,8 +57,7 @@ def record_contact(
         conversation_id=getattr(conversation, "id", None),
         case_id=getattr(case, "id", None),
     )
-    db.session.add(contact)
-    db.session.flush()
+    stage(contact)
     send_after_commit(contact_recorded, contact_id=contact.id, customer_id=customer.id, channel=channel)
     return contact
 

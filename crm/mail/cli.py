@@ -9,9 +9,8 @@ import click
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..channels.email import receive, routing_lookups
+from ..channels.email import Arrival, receive_many, routing_lookups
 from ..cli import crm, fail
-from ..errors import DomainError
 from ..extensions import db
 from .sources import NotAMailbox, iter_messages
 
@@ -22,7 +21,7 @@ COUNT_KEYS = ("ingested", "threaded", "duplicate", "auto_reply", "quarantined")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
 @click.option("--progress-every", default=1000, show_default=True, type=click.IntRange(1))
 @click.option("--batch", default=100, show_default=True, type=click.IntRange(1, 10000),
-              help="Messages per database commit (the files stay the safe copy until then).")
+              help="Messages processed and committed together (the files stay the safe copy until then).")
 def ingest_email_command(paths, progress_every, batch):
     """Ingest each PATH (a message file, an mbox or a Maildir); the last line is JSON counts.
 
@@ -31,26 +30,36 @@ def ingest_email_command(paths, progress_every, batch):
     counts = dict.fromkeys(COUNT_KEYS, 0)
     seen = 0
     started = time.monotonic()
+    pending = []
+
+    def ingest_pending():
+        # One batch: stored, processed and committed together (the files stay the safe copy until then).
+        nonlocal seen
+        for result in receive_many(pending, source="file", commit=False):
+            counts[result.status] += 1
+        db.session.commit()
+        db.session.expunge_all()  # keep memory flat however long the mailbox
+        before, seen = seen, seen + len(pending)
+        pending.clear()
+        if seen // progress_every > before // progress_every:
+            rate = seen / max(time.monotonic() - started, 1e-9)
+            click.echo(f"{seen} messages ({rate:.0f}/s) {json.dumps(counts)}", err=True)
+
     with routing_lookups():  # services, queues and rules read once for the whole run
         try:
             for path in paths:
                 for raw in iter_messages(path):
-                    try:
-                        result = receive(raw, source="file", commit=False)
-                    except DomainError:  # an empty file: nothing to store
+                    if not raw:
                         click.echo(f"skipped an empty message in {path}", err=True)
                         continue
-                    counts[result.status] += 1
-                    seen += 1
-                    if seen % batch == 0:
-                        db.session.commit()
-                        db.session.expunge_all()  # keep memory flat however long the mailbox
-                    if seen % progress_every == 0:
-                        rate = seen / max(time.monotonic() - started, 1e-9)
-                        click.echo(f"{seen} messages ({rate:.0f}/s) {json.dumps(counts)}", err=True)
-            db.session.commit()
+                    pending.append(Arrival(raw))
+                    if len(pending) >= batch:
+                        ingest_pending()
+            if pending:
+                ingest_pending()
         except NotAMailbox as error:
-            db.session.commit()  # what was read before the bad path is kept
+            if pending:
+                ingest_pending()  # what was read before the bad path is kept
             fail(str(error))
         except OSError as error:
             fail(f"could not read {error.filename}: {error.strerror}")
