@@ -24,9 +24,10 @@ from sqlalchemy import func, select, text
 
 from .extensions import db
 
-# Case ids are the case references people read and quote: they are taken one at a time, so a
-# batch never skips numbers. Other tables take blocks, sized by the batch and doubling as needed
-# (on PostgreSQL the ids a batch reserved but did not use are skipped, as after a rollback).
+# Tables take blocks of ids, sized by the batch and doubling as needed. On PostgreSQL the ids a
+# batch reserved but did not use are skipped, as after a rollback, so case ids (the case
+# references people read and quote) are taken there one at a time and never skip numbers. On
+# SQLite nothing is skipped: the next block starts after the highest id actually written.
 ONE_AT_A_TIME = frozenset({"cases"})
 
 
@@ -45,10 +46,22 @@ class WriteBatch:
         table = model.__table__
         free = self._free.get(table.name)
         if not free:
-            block = 1 if table.name in ONE_AT_A_TIME else self._block.get(table.name, self.size_hint)
+            one_at_a_time = table.name in ONE_AT_A_TIME and db.session.get_bind().dialect.name == "postgresql"
+            block = 1 if one_at_a_time else self._block.get(table.name, self.size_hint)
             self._block[table.name] = block * 2
             free = self._free[table.name] = self._reserve(table, block)
         return free.pop()
+
+    def expect(self, model, count: int) -> None:
+        """Reserve exactly `count` ids of the model's table now, for rows the batch will certainly write.
+
+        For a table whose ids are taken one at a time this turns `count` round trips into one,
+        without skipping numbers: every id of the block is used before another is taken.
+        """
+        if count > 0:
+            table = model.__table__
+            self._free[table.name] = sorted(self._free.get(table.name, []) + self._reserve(table, count),
+                                            reverse=True)
 
     def _reserve(self, table, count: int) -> list[int]:
         connection = db.session.connection()
@@ -81,9 +94,9 @@ def write_batch(size_hint: int = 1):
         _current.reset(token)
 
 
-def in_batch() -> bool:
-    """Say whether new rows are being staged for one flush."""
-    return _current.get() is not None
+def current_batch() -> Optional[WriteBatch]:
+    """Return the active batch, if any."""
+    return _current.get()
 
 
 def stage(row, flush: bool = True):

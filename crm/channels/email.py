@@ -37,7 +37,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..audit import audit
-from ..batching import stage, write_batch
+from ..batching import current_batch, stage, write_batch
 from ..cases import lifecycle
 from ..cases.routing import keywords_match
 from ..cases.service import open_case, reopen_case
@@ -181,20 +181,31 @@ def message_ids_in(value: str) -> list:
     return [m[:500] for m in MSGID_RE.findall(value or "")]
 
 
+def _raw_headers(mime: MimeMessage, name: str) -> list:
+    """Return the raw values of a header, by a per-message index of header names."""
+    index = getattr(mime, "_crm_raw_headers", None)
+    if index is None:  # built once per message: the pipeline reads some twenty headers
+        index = {}
+        for key, raw in mime.raw_items():
+            index.setdefault(key.lower(), []).append(raw)
+        mime._crm_raw_headers = index
+    return index.get(name.lower(), [])
+
+
 def header_text(mime: MimeMessage, name: str) -> str:
     """Return a header decoded to text; fall back to the raw value when the modern parser gives up."""
-    for key, raw in mime.raw_items():
-        if key.lower() == name.lower() and re.search("[\udc80-\udcff]", raw):
+    raw_values = _raw_headers(mime, name)
+    if not raw_values:
+        return ""
+    for raw in raw_values:
+        if re.search("[\udc80-\udcff]", raw):
             # Raw 8-bit bytes in a header (against the RFC, but common): UTF-8, else Windows-1252.
             return _decode_words(_decode_bytes(raw.encode("ascii", "surrogateescape"), None))
     try:
         value = mime.get(name)
         return "" if value is None else without_surrogates(str(value))
     except Exception:  # noqa: BLE001 - a malformed header must not stop the message
-        for key, raw in mime.raw_items():
-            if key.lower() == name.lower():
-                return _decode_words(raw)
-        return ""
+        return _decode_words(raw_values[0])
 
 
 def without_surrogates(text: str) -> str:
@@ -221,6 +232,9 @@ def _clean_line(text: str, limit: int) -> str:
 
 def _addresses(mime: MimeMessage, name: str) -> list:
     """Return (display name, address) pairs of an address header, read leniently."""
+    raw_values = _raw_headers(mime, name)
+    if not raw_values:
+        return []
     pairs = []
     try:
         value = mime.get(name)
@@ -229,7 +243,6 @@ def _addresses(mime: MimeMessage, name: str) -> list:
     except Exception:  # noqa: BLE001
         pairs = []
     if not pairs:
-        raw_values = [raw for key, raw in mime.raw_items() if key.lower() == name.lower()]
         pairs = getaddresses([_decode_words(v) for v in raw_values])
     return [(_clean_line(n, 200), without_surrogates((a or "").strip())) for n, a in pairs if a and "@" in a]
 
@@ -710,8 +723,8 @@ def receive_many(arrivals: list, *, source: str, commit: bool = True) -> list:
     # racing the first try) cannot fail the transaction; the loser just finds the winner's row.
     insert = postgresql_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stored = dict(db.session.execute(
-        insert(InboundEmail).values(list(unique.values())).on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(InboundEmail.dedupe_key, InboundEmail.id)).all())
+        insert(InboundEmail).on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(InboundEmail.dedupe_key, InboundEmail.id), list(unique.values())).all())
     to_process, earlier = [], []
     for key, row in unique.items():
         if key in stored:
@@ -842,6 +855,13 @@ def _process_batch(inbounds: list) -> list:
     """Parse every message, look up what they refer to in a few queries, then settle each in order."""
     readable = [_read(inbound) for inbound in inbounds]
     index = ThreadIndex.load([item for item in readable if isinstance(item, _Readable)])
+    # A message that refers to nothing is a new enquiry: when it routes to a service it opens a
+    # case, so those case numbers are taken in one go (the rest one at a time, as they come).
+    new_cases = sum(1 for item in readable if isinstance(item, _Readable) and item.automatic is None
+                    and not _thread_ids(item.parsed) and not CASE_REF_RE.search(item.parsed.subject)
+                    and not _tokens(item.parsed, item.recipients)
+                    and route_email(item.parsed, item.recipients).service is not None)
+    current_batch().expect(Case, new_cases)
     token = _thread_index.set(index)
     try:
         return [_settle(item) if isinstance(item, _Readable) else item for item in readable]

@@ -1,5 +1,6 @@
 """Normalise identities and resolve an inbound touch to a customer."""
 import re
+from functools import lru_cache
 from typing import Optional
 
 import phonenumbers
@@ -16,6 +17,7 @@ _POSTCODE_RE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _WORD_RE = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 
 
+@lru_cache(maxsize=4096)  # a sender's address is checked on parse and again on resolution
 def normalise_email(raw: str) -> str:
     """Return the email lower-cased and checked (syntax only; no DNS lookup)."""
     try:
