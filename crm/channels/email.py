@@ -965,6 +965,7 @@ class ThreadIndex:
         self.by_token = {}  # conversation token -> email conversation, or None
         self.recent_acks = {}  # address -> acknowledgements sent to it in the last hour
         self.threads = {}  # id of a conversation new in this batch -> [(Message-ID, direction)]
+        self.locked = set()  # ids of stored conversations locked for this batch: it numbers their messages
 
     @classmethod
     def load(cls, items: list) -> "ThreadIndex":
@@ -1007,7 +1008,23 @@ class ThreadIndex:
             index.by_token.update({c.token: c for c in db.session.scalars(
                 select(Conversation).options(joinedload(Conversation.customer))
                 .where(Conversation.token.in_(tokens), Conversation.channel == CHANNEL))})
+        index._lock_candidates()
         return index
+
+    def _lock_candidates(self) -> None:
+        """Lock the stored conversations the batch may write to, so it can number their messages itself.
+
+        Each reply would otherwise take its seq with an UPDATE ... RETURNING of its own. Rows are
+        locked in id order (two batches never wait on each other in a cycle) and re-read, so the
+        seq the batch counts from is the current one; SQLite's batch holds the write lock already.
+        """
+        candidates = {c.id for c in self.by_message_id.values()}
+        candidates |= {c.id for c in self.case_conversations.values() if c is not None}
+        candidates |= {c.id for c in self.by_token.values() if c is not None}
+        if candidates:
+            self.locked = {c.id for c in db.session.scalars(
+                select(Conversation).where(Conversation.id.in_(candidates)).order_by(Conversation.id)
+                .with_for_update().execution_options(populate_existing=True))}
 
     def customer_with(self, address: str) -> Optional[Customer]:
         """Return the live customer holding an email address (None: nobody yet)."""
@@ -1216,8 +1233,9 @@ def append_message(conversation: Conversation, author: str, body: str, *, direct
                    email_message_id: Optional[str] = None, delivery_status: Optional[str] = None) -> Message:
     """Add a message with the conversation's next seq; staged (flushed at once outside a batch)."""
     now = utcnow()
-    if inspect(conversation).pending:
-        # New in this batch: nobody else can see it yet, so the seq is simply the next number.
+    index = _thread_index.get()
+    if inspect(conversation).pending or (index is not None and conversation.id in index.locked):
+        # New in this batch (nobody else can see it yet) or locked by it: the seq is simply the next number.
         seq = conversation.last_seq = (conversation.last_seq or 0) + 1
         conversation.last_message_at = conversation.updated_at = now
     else:  # one atomic UPDATE ... RETURNING, so concurrent writers never share a seq
@@ -1231,7 +1249,6 @@ def append_message(conversation: Conversation, author: str, body: str, *, direct
                       internal=internal, email_message_id=email_message_id,
                       delivery_status=delivery_status, created_at=now)
     stage(message)
-    index = _thread_index.get()
     if index is not None:
         index.added_message(conversation, message)
     return message

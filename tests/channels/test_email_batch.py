@@ -121,3 +121,38 @@ def test_case_references_run_on_without_gaps_one_by_one_and_in_batches(services)
     batched = ingest(*[raw_email(subject=f"Pothole {n}") for n in range(3, 9)])
     numbers = [int(r.case_reference.split("-")[1]) for r in one_by_one + batched]
     assert numbers == list(range(numbers[0], numbers[0] + 9))
+
+
+def test_replies_in_a_batch_to_a_stored_conversation_continue_its_numbering(services):
+    first = channel.receive(raw_email(subject="Pothole", message_id="stored-1@example.org"), source="smtp")
+    replies = ingest(*[raw_email(subject="Re: Pothole", in_reply_to="stored-1@example.org", body=f"Update {n}")
+                       for n in range(3)])
+    assert {r.conversation_id for r in replies} == {first.conversation_id}
+    conversation = db.session.get(Conversation, first.conversation_id)
+    seqs = db.session.scalars(select(Message.seq).where(Message.conversation_id == conversation.id)
+                              .order_by(Message.seq)).all()
+    assert seqs == list(range(1, len(seqs) + 1)) and conversation.last_seq == len(seqs) == 5  # + acknowledgement
+
+
+def test_a_batch_holds_the_stored_conversations_it_numbers_until_it_commits(app, services):
+    """Others wait for the batch instead of taking a seq it is about to use (PostgreSQL row locks)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.exc import OperationalError
+
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's batch holds the database write lock instead")
+    first = channel.receive(raw_email(subject="Pothole", message_id="locked-1@example.org"), source="smtp")
+    reply = channel.parse_email(raw_email(subject="Re: Pothole", in_reply_to="locked-1@example.org"))
+    index = channel.ThreadIndex.load([channel._Readable(None, reply, [], None)])
+    assert index.locked == {first.conversation_id}
+    other = create_engine(db.engine.url)
+    try:
+        with other.connect() as connection, pytest.raises(OperationalError, match="could not obtain lock"):
+            connection.execute(text("SELECT id FROM conversations WHERE id = :id FOR UPDATE NOWAIT"),
+                               {"id": first.conversation_id})
+        db.session.rollback()
+        with other.connect() as connection:  # released with the batch's transaction
+            assert connection.execute(text("SELECT id FROM conversations WHERE id = :id FOR UPDATE NOWAIT"),
+                                      {"id": first.conversation_id}).scalar() == first.conversation_id
+    finally:
+        other.dispose()
