@@ -12,5 +12,5 @@ from .audit import AuditLog
 from .email import InboundEmail, OutboundEmail, INBOUND_STATUSES, OUTBOUND_STATUSES
 from .open311 import Open311Request
 from .portal import ResidentAccount, ResidentSignInToken, FormDraft
-from .webchat import ChatSession, AgentSocket, OpeningHours, CannedReply
+from .webchat import ChatSession, AgentSocket, AgentSkill, OpeningHours, CannedReply
 from .supervisor import AgentStateChange, Banner, ChannelCost, ContactDailyTotal

@@ -50,6 +50,18 @@ class AgentSocket(db.Model):
     user = relationship("User")
 
 
+class AgentSkill(db.Model):
+    """A chat topic an agent handles: with skills configured for a topic, its chats go to those agents first."""
+
+    __tablename__ = "agent_skills"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    # A chat topic code (Conversation.topic), e.g. council_tax.
+    topic: Mapped[str] = mapped_column(String(60), primary_key=True, index=True)
+
+    user = relationship("User", backref=db.backref("chat_skills", cascade="all, delete-orphan"))
+
+
 class OpeningHours(db.Model):
     """When webchat is staffed: one row per weekday opening (0 = Monday); bank holidays closed."""
 

@@ -5,6 +5,7 @@ Any refusal comes back as an ack `{"error": {"code", "message", "fields"}}`; an 
 failure is logged and acked as `server_error`, so no handler ever dies on bad input.
 """
 import logging
+import threading
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Optional
@@ -45,6 +46,20 @@ class StaffConnection:
 residents: dict[str, ResidentConnection] = {}
 staff: dict[str, StaffConnection] = {}
 _ip_buckets: Optional[BucketsByKey] = None
+_start_slots: Optional[threading.Semaphore] = None  # green under the server's monkey patching
+
+
+def start_slot() -> threading.Semaphore:
+    """Return the semaphore that bounds how many `start`s this process runs at once.
+
+    A start is several round trips; a burst of hundreds would otherwise hold every pooled
+    connection and queue the chats already running (one round trip per message) behind it.
+    Starts beyond the bound wait their turn here, holding nothing.
+    """
+    global _start_slots
+    if _start_slots is None:
+        _start_slots = threading.Semaphore(current_app.config["WEBCHAT_START_CONCURRENCY"])
+    return _start_slots
 
 
 def error_ack(code: str, message: str, fields=None) -> dict:
@@ -143,6 +158,12 @@ def resident_start(data=None):
     data = payload_object(data)
     conn = resident_conn()
     check_rate(conn.bucket)
+    with start_slot():
+        return _start(data, conn)
+
+
+def _start(data: dict, conn: ResidentConnection) -> dict:
+    """Queue the chat (or leave the message out of hours) and ack; the assigner does the rest."""
     open_now = service.is_open()
     first = data.get("message")
     if not open_now and not (isinstance(first, str) and first.strip()):
@@ -151,9 +172,10 @@ def resident_start(data=None):
                           fields={"opens_at": [opens.isoformat()] if opens else []}, status=409)
     visitor = data.get("visitor_id") or conn.visitor_id
     conversation = service.start_chat(data, visitor, conn.ip)
-    db.session.commit()
-    bind(conn, conversation.id)
+    # Read before the commit: afterwards each attribute read would re-load the row.
     ack = {"conversation_id": conversation.id, "token": conversation.token}
+    db.session.commit()
+    bind(conn, ack["conversation_id"])
     if not open_now:
         ack["reference"] = service.leave_message(conversation, first, data.get("email"))
         db.session.commit()
@@ -161,14 +183,12 @@ def resident_start(data=None):
         return ack
     if isinstance(first, str) and first.strip():
         body = service.clean_text(first, "message", current_app.config["WEBCHAT_MAX_MESSAGE_CHARS"])
-        service.store_message(conversation.id, "resident", body, client_id=f"start-{conversation.id}")
+        chat_id = ack["conversation_id"]
+        service.store_message(chat_id, "resident", body, client_id=f"start-{chat_id}")
         db.session.commit()
-    push.mark_queue_changed()
-    push.run_assignment()
-    db.session.refresh(conversation)
-    status = push.status_of(conversation)
-    socketio.emit("status", status, namespace=RESIDENT_NS, to=request.sid)
-    ack["state"] = status["state"]
+    # The assigner gives it out and sends the resident a `status` (assigned, or place in the queue).
+    push.chat_arrived(ack["conversation_id"])
+    ack["state"] = "queued"
     return ack
 
 
@@ -326,10 +346,12 @@ def agent_connect(auth=None):
     db.session.commit()
     join_room(user_room(user.id))
     join_room("agents")
-    socketio.emit("queue", {"items": [push.chat_summary(c) for c in service.waiting_chats()]},
-                  namespace=AGENT_NS, to=request.sid)
-    socketio.emit("presence", {"status": _presence_of(user)}, namespace=AGENT_NS, to=request.sid)
-    push.run_assignment()
+    presence = _presence_of(user)
+    items = push.queue_items()
+    db.session.commit()
+    socketio.emit("queue", {"items": items}, namespace=AGENT_NS, to=request.sid)
+    socketio.emit("presence", {"status": presence}, namespace=AGENT_NS, to=request.sid)
+    push.request_assignment()
 
 
 def _presence_of(user: User) -> str:
@@ -362,7 +384,7 @@ def agent_presence(data=None):
     service.set_presence(user, status)
     db.session.commit()
     if status == "available":
-        push.run_assignment()
+        push.request_assignment()
     return {"ok": True, "status": status}
 
 
@@ -486,7 +508,7 @@ def agent_transfer(data=None):
         push.push_assigned(conversation)
     else:
         push.mark_queue_changed()
-        push.run_assignment()
+        push.request_assignment()
         push.push_status(conversation)
     return {"ok": True}
 
@@ -506,7 +528,7 @@ def agent_close(data=None):
             push.deliver(message, conversation.id, None)
         push.push_status(conversation)
     push.mark_queue_changed()
-    push.run_assignment()
+    push.request_assignment()
     return {"ok": True, "contact_id": contact.id}
 
 

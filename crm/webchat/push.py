@@ -1,4 +1,11 @@
-"""What the server pushes: deliveries after commit and the queue sweeper.
+"""What the server pushes: deliveries after commit, the assigner and the queue sweeper.
+
+Assignment runs in ONE greenlet per process, the assigner, woken when a chat arrives or an
+agent may take one (connect, available, close, transfer) and every WEBCHAT_SWEEP_SECONDS.
+A pass assigns every chat it can in one transaction under the assignment lock, so a burst of
+arrivals costs a handful of passes, not one attempt (and a dozen round trips) per arrival, and
+handlers never wait for assignment. The database stays the only queue: passes in several
+processes take turns on the PostgreSQL advisory lock.
 
 Rooms: a resident's sockets join `conv:<id>` on /webchat; an agent's sockets join
 `user:<id>` and `agents` on /agent. With REDIS_URL these emits travel through Redis to
@@ -27,6 +34,10 @@ SERVER_ID = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 local_agent_sids: dict[str, int] = {}
 _sweeper_started = False
 _queue_dirty = True
+_assign_wanted = None  # the assigner's wake-up Event (of the server's async mode)
+# Chats started in this process whose resident has had no status yet: the assigner's next
+# pass tells each one "assigned" or where it waits.
+_untold: set[int] = set()
 
 
 def conv_room(conversation_id: int) -> str:
@@ -41,6 +52,19 @@ def mark_queue_changed() -> None:
     """Ask the sweeper to push queue positions and the waiting list on its next turn."""
     global _queue_dirty
     _queue_dirty = True
+
+
+def request_assignment() -> None:
+    """Wake this process's assigner: a chat may be waiting for an agent who can now take it."""
+    if _assign_wanted is not None:
+        _assign_wanted.set()
+
+
+def chat_arrived(conversation_id: int) -> None:
+    """A resident started a chat here: assign it soon and tell them where it stands."""
+    _untold.add(conversation_id)
+    mark_queue_changed()
+    request_assignment()
 
 
 # ---- deliveries ----------------------------------------------------------------------------
@@ -96,13 +120,39 @@ def chat_summary(conversation: Conversation) -> dict:
     }
 
 
+def queue_items(waiting=None) -> list[dict]:
+    """Return the waiting list as agents' consoles show it (related rows loaded in bulk)."""
+    waiting = service.waiting_chats() if waiting is None else waiting
+    related = service.load_related(waiting)  # noqa: F841 - keeps them in the identity map
+    return [chat_summary(c) for c in waiting]
+
+
+def assigned_news(conversations) -> list[tuple[int, dict, dict]]:
+    """Return (agent id, `assigned` payload, resident status) per newly assigned chat, in a few queries.
+
+    Built before the commit that makes the assignment durable: after it every attribute
+    read would re-load its row.
+    """
+    related = service.load_related(conversations)  # noqa: F841 - keeps them in the identity map
+    messages = service.messages_of([c.id for c in conversations])
+    news = []
+    for conversation in conversations:
+        data = chat_summary(conversation)
+        data["messages"] = [service.serialise_message(m) for m in messages[conversation.id]]
+        news.append((conversation.assignee_id, data, status_of(conversation)))
+    return news
+
+
+def tell_assigned(news) -> None:
+    """Emit what assigned_news() built: the chat to its agent, the agent's name to the resident."""
+    for agent_id, data, status in news:
+        socketio.emit("assigned", data, namespace=AGENT_NS, to=user_room(agent_id))
+        socketio.emit("status", status, namespace=RESIDENT_NS, to=conv_room(data["conversation_id"]))
+
+
 def push_assigned(conversation: Conversation) -> None:
     """Tell the agent they have a new chat (with its history) and the resident who it is."""
-    data = chat_summary(conversation)
-    data["messages"] = [service.serialise_message(m) for m in
-                        service.messages_after(conversation.id, 0, include_internal=True)]
-    socketio.emit("assigned", data, namespace=AGENT_NS, to=user_room(conversation.assignee_id))
-    push_status(conversation)
+    tell_assigned(assigned_news([conversation]))
 
 
 def push_unassigned(conversation_id: int, user_id: int, reason: str) -> None:
@@ -114,39 +164,66 @@ def push_unassigned(conversation_id: int, user_id: int, reason: str) -> None:
 def push_queue() -> None:
     """Send the waiting list to all agents and each waiting resident their position."""
     waiting = service.waiting_chats()
-    items = [chat_summary(c) for c in waiting]
+    items = queue_items(waiting)
+    outlook = service.queue_outlook() if waiting else None
+    statuses = [status_of(c, position, outlook) for position, c in enumerate(waiting, start=1)]
+    db.session.commit()  # ends the read; emits may switch greenlets for a while
     socketio.emit("queue", {"items": items}, namespace=AGENT_NS, to="agents")
-    outlook = service.queue_outlook()
-    for position, conversation in enumerate(waiting, start=1):
-        push_status(conversation, position, outlook)
+    for status in statuses:
+        socketio.emit("status", status, namespace=RESIDENT_NS, to=conv_room(status["conversation_id"]))
 
 
-def run_assignment(wait: bool = False) -> list[Conversation]:
-    """Assign what can be assigned, commit, then tell agents and residents.
+def run_assignment() -> list[Conversation]:
+    """One assigner pass: assign what can be assigned, commit, then tell agents and residents.
 
-    Handlers do not wait for a busy assigner (the sweeper, which waits, catches up within
-    WEBCHAT_SWEEP_SECONDS).
+    Also tells each chat started here since the last pass where it stands, if still waiting.
     """
-    made = service.assign_waiting(wait)
+    untold = set(_untold)  # committed before this pass reads the queue, so the pass sees them
+    result = service.assign_waiting(wait=True)
+    news = assigned_news(result.made) if result.made else []
+    statuses = []
+    waiting_ids = [c.id for c in result.waiting]
+    if untold & set(waiting_ids):
+        outlook = service.queue_outlook()
+        statuses = [status_of(c, position, outlook) for position, c in enumerate(result.waiting, start=1)
+                    if c.id in untold]
     db.session.commit()
-    if made is None:
+    _untold.difference_update(untold)  # told now, or assigned or ended by someone else meanwhile
+    tell_assigned(news)
+    for status in statuses:
+        socketio.emit("status", status, namespace=RESIDENT_NS, to=conv_room(status["conversation_id"]))
+    if result.made:
         mark_queue_changed()
-        return []
-    for conversation in made:
-        push_assigned(conversation)
-    if made:
-        mark_queue_changed()
-    return made
+    return result.made
 
 
 # ---- the sweeper -------------------------------------------------------------------------------
 
 def ensure_sweeper(app) -> None:
-    """Start this process's sweeper once (on its first Socket.IO connection)."""
-    global _sweeper_started
+    """Start this process's sweeper and assigner once (on its first Socket.IO connection)."""
+    global _sweeper_started, _assign_wanted
     if not _sweeper_started:
         _sweeper_started = True
+        _assign_wanted = socketio.server.eio.create_event()
         socketio.start_background_task(_sweep_forever, app)
+        socketio.start_background_task(_assign_forever, app)
+
+
+def _assign_forever(app) -> None:
+    """The assigner: one pass when woken (after a short gathering delay) or every sweep interval."""
+    while True:
+        if _assign_wanted.wait(app.config["WEBCHAT_SWEEP_SECONDS"]):
+            # Let the rest of a burst of arrivals commit, so one pass serves them all.
+            socketio.sleep(app.config["WEBCHAT_ASSIGN_GATHER_SECONDS"])
+        _assign_wanted.clear()
+        with app.app_context():
+            try:
+                run_assignment()
+            except Exception:  # noqa: BLE001 - the assigner must outlive one bad pass
+                db.session.rollback()
+                log.exception("webchat assignment pass failed")
+            finally:
+                db.session.remove()
 
 
 def _sweep_forever(app) -> None:
@@ -189,7 +266,8 @@ def sweep_once() -> None:
         mark_queue_changed()
     for conversation in offered:
         push_status(conversation)
-    run_assignment(wait=True)
+    if moved:
+        request_assignment()
 
 
 # ---- messages stored elsewhere (the REST reply endpoint) -------------------------------------------
@@ -224,6 +302,7 @@ def follow_supervisor_move(sender=None, conversation_id=None, from_agent_id=None
             push_assigned(conversation)
         else:
             mark_queue_changed()
+            request_assignment()
             push_status(conversation)
     except Exception:  # noqa: BLE001 - the move is committed; a failed push must not fail it
         log.exception("could not push the move of chat %s", conversation_id)

@@ -1,19 +1,22 @@
 """Webchat logic: start, store, queue, assign, transfer, requeue, close. Never commits.
 
 All queue state lives in the database (conversations + chat_sessions + agent_presence +
-agent_sockets), so any number of server processes share one queue. Assignment takes a
-PostgreSQL advisory lock so two processes never hand out the same agent's last slot.
+agent_sockets + agent_skills), so any number of server processes share one queue. Assignment
+takes a PostgreSQL advisory lock so two processes never hand out the same agent's last slot.
 """
 import secrets
 import unicodedata
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Optional
 from zoneinfo import ZoneInfo
 
 import holidays
 from flask import current_app
-from sqlalchemy import and_, bindparam, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
 
 from ..cases.service import open_case
 from ..customers.identity import resolve_customer
@@ -21,7 +24,7 @@ from ..customers.timeline import record_contact
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import (
-    OUTCOMES, AgentPresence, AgentSocket, Category, ChatSession, Conversation, Message,
+    OUTCOMES, AgentPresence, AgentSkill, AgentSocket, Case, Category, ChatSession, Conversation, Customer, Message,
     OpeningHours, Queue, Service, User, utcnow,
 )
 from ..signals import message_stored, send_after_commit
@@ -76,9 +79,15 @@ def local_now(now: Optional[datetime] = None) -> datetime:
     return (now or utcnow()).astimezone(ZoneInfo(cfg("WEBCHAT_TIMEZONE")))
 
 
+@lru_cache(maxsize=32)
+def _bank_holidays(subdiv: str, year: int):
+    # Building the calendar costs milliseconds of CPU: once per year and region, not per start.
+    return holidays.country_holidays("GB", subdiv=subdiv, years=year)
+
+
 def is_bank_holiday(day) -> bool:
     """Say whether a date is a bank holiday where the council is."""
-    return day in holidays.country_holidays("GB", subdiv=cfg("WEBCHAT_HOLIDAY_SUBDIV"), years=day.year)
+    return day in _bank_holidays(cfg("WEBCHAT_HOLIDAY_SUBDIV"), day.year)
 
 
 def is_open(now: Optional[datetime] = None) -> bool:
@@ -112,12 +121,16 @@ def next_opening(now: Optional[datetime] = None) -> Optional[datetime]:
 # ---- starting and storing --------------------------------------------------------------------
 
 def open_chats_for(visitor_id: Optional[str], ip: Optional[str]) -> tuple[int, int]:
-    """Return how many live chats this visitor id and this address have."""
-    live = (select(func.count()).select_from(ChatSession).join(Conversation)
-            .where(Conversation.status.in_(LIVE_STATES)))
-    by_visitor = db.session.scalar(live.where(ChatSession.visitor_id == visitor_id)) if visitor_id else 0
-    by_ip = db.session.scalar(live.where(ChatSession.visitor_ip == ip)) if ip else 0
-    return by_visitor, by_ip
+    """Return how many live chats this visitor id and this address have (one query)."""
+    matches = [c for c in (ChatSession.visitor_id == visitor_id if visitor_id else None,
+                           ChatSession.visitor_ip == ip if ip else None) if c is not None]
+    if not matches:
+        return 0, 0
+    by_visitor = func.count().filter(ChatSession.visitor_id == visitor_id) if visitor_id else literal(0)
+    by_ip = func.count().filter(ChatSession.visitor_ip == ip) if ip else literal(0)
+    row = db.session.execute(select(by_visitor, by_ip).select_from(ChatSession).join(Conversation)
+                             .where(Conversation.status.in_(LIVE_STATES), or_(*matches))).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def chat_queue_for(topic: Optional[str]) -> Optional[Queue]:
@@ -147,10 +160,10 @@ def start_chat(payload, visitor_id: Optional[str], ip: Optional[str]) -> Convers
         customer_id=customer.id, channel=CHANNEL, status="queued", subject=f"Webchat: {topic or 'general'}",
         token=secrets.token_urlsafe(32), queue_id=queue.id if queue else None, topic=topic, last_seq=0,
         created_at=now, updated_at=now)
+    # One flush for both rows: the chat session takes the conversation's id through the relationship.
+    conversation.chat = ChatSession(visitor_id=visitor_id, visitor_ip=ip, name=name, email=email, phone=phone,
+                                    queued_at=now, priority=0)
     db.session.add(conversation)
-    db.session.flush()
-    db.session.add(ChatSession(conversation_id=conversation.id, visitor_id=visitor_id, visitor_ip=ip,
-                               name=name, email=email, phone=phone, queued_at=now))
     db.session.flush()
     return conversation
 
@@ -322,12 +335,45 @@ def serialise_message(message: Message, conversation_id: Optional[int] = None, a
 
 # ---- queue, presence, assignment ---------------------------------------------------------------
 
-def waiting_chats() -> list[Conversation]:
-    """Return queued chats in the order they will be served: put-back first, then oldest."""
-    return list(db.session.scalars(
-        select(Conversation).join(ChatSession)
-        .where(Conversation.channel == CHANNEL, Conversation.status == "queued")
-        .order_by(ChatSession.priority.desc(), ChatSession.queued_at, Conversation.id)))
+def waiting_chats(lock: bool = False) -> list[Conversation]:
+    """Return queued chats in the order they will be served: put-back first, then oldest.
+
+    With lock (the assigner, PostgreSQL), the rows are locked for this transaction and any a
+    stuck transaction holds are skipped: they wait for the next pass instead of stalling it.
+    """
+    query = (select(Conversation).join(ChatSession).options(contains_eager(Conversation.chat))
+             .where(Conversation.channel == CHANNEL, Conversation.status == "queued")
+             .order_by(ChatSession.priority.desc(), ChatSession.queued_at, Conversation.id))
+    if lock and db.session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=Conversation)
+    return list(db.session.scalars(query))
+
+
+def load_related(conversations) -> list:
+    """Load the customers, queues and cases of these chats in one query each, not one per chat.
+
+    Many-to-one lazy loads then find them in the session's identity map, which holds objects
+    weakly: keep the returned list while reading the relationships.
+    """
+    loaded = []
+    for model, key in ((Customer, "customer_id"), (Queue, "queue_id"), (Case, "case_id")):
+        ids = {getattr(c, key) for c in conversations} - {None}
+        if ids:
+            loaded.extend(db.session.scalars(select(model).where(model.id.in_(ids))))
+    return loaded
+
+
+def messages_of(conversation_ids, include_internal: bool = True) -> dict[int, list[Message]]:
+    """Return the messages of several conversations in seq order, in one query."""
+    found: dict[int, list[Message]] = {cid: [] for cid in conversation_ids}
+    if not found:
+        return found
+    query = select(Message).where(Message.conversation_id.in_(list(found)))
+    if not include_internal:
+        query = query.where(Message.internal.is_(False))
+    for message in db.session.scalars(query.order_by(Message.conversation_id, Message.seq)):
+        found[message.conversation_id].append(message)
+    return found
 
 
 def queue_position(conversation: Conversation) -> Optional[int]:
@@ -448,43 +494,113 @@ def lock_assignment(wait: bool = True) -> bool:
     return bool(db.session.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": ASSIGN_LOCK_KEY}))
 
 
-def assign(conversation: Conversation, agent: User) -> None:
-    """Give a chat to an agent."""
+def assign(conversation: Conversation, agent: User, now: Optional[datetime] = None) -> None:
+    """Give a chat to an agent (flushed by the caller, so a batch is one round trip)."""
     conversation.status = "assigned"
     conversation.assignee_id = agent.id
-    conversation.chat.assigned_at = utcnow()
+    conversation.chat.assigned_at = now or utcnow()
     conversation.chat.priority = 0
+
+
+# ---- skills: chat topics agents handle ------------------------------------------------------------
+
+def clean_topic(raw) -> str:
+    """Return a topic code as chats carry it (Conversation.topic): 1-60 letters, digits, _ or -."""
+    if not isinstance(raw, str) or not 0 < len(raw.strip()) <= 60 \
+            or not all(ch.isalnum() or ch in "_-" for ch in raw.strip()):
+        raise ValidationFailed("A skill is a topic code", {"skills": ["topic codes: letters, digits, _ or -"]})
+    return raw.strip()
+
+
+def skills_of(user: User) -> list[str]:
+    """Return the topics an agent handles, sorted."""
+    return sorted(db.session.scalars(select(AgentSkill.topic).where(AgentSkill.user_id == user.id)))
+
+
+def set_skills(user: User, topics) -> list[str]:
+    """Replace the topics an agent handles (an empty list: they take any chat)."""
+    if not isinstance(topics, (list, tuple, set)):
+        raise ValidationFailed("skills must be a list", {"skills": ["a list of topic codes"]})
+    wanted = sorted({clean_topic(t) for t in topics})
+    db.session.execute(delete(AgentSkill).where(AgentSkill.user_id == user.id))
+    db.session.add_all([AgentSkill(user_id=user.id, topic=t) for t in wanted])
     db.session.flush()
+    return wanted
 
 
-def assign_waiting(wait: bool = True) -> Optional[list[Conversation]]:
+def staff_skills() -> dict[int, set[str]]:
+    """Return {user id: topics} for active chat staff with skills (one query)."""
+    skills: dict[int, set[str]] = {}
+    for user_id, topic in db.session.execute(
+            select(AgentSkill.user_id, AgentSkill.topic).join(User, User.id == AgentSkill.user_id)
+            .where(User.active.is_(True), User.role.in_(CHAT_ROLES + ("admin",)))):
+        skills.setdefault(user_id, set()).add(topic)
+    return skills
+
+
+def widened(chat: ChatSession, now: datetime) -> bool:
+    """Say whether a chat has waited long enough for a skilled topic to go to any agent."""
+    after = cfg("WEBCHAT_SKILL_FALLBACK_SECONDS")
+    return after > 0 and chat.queued_at is not None and (now - chat.queued_at).total_seconds() >= after
+
+
+@dataclass
+class AssignmentPass:
+    """What one pass of assignment did: chats given out, and those still waiting in serving order."""
+
+    made: list = field(default_factory=list)
+    waiting: list = field(default_factory=list)
+    # The agents it considered: held so that reading a chat's assignee finds them loaded.
+    agents: dict = field(default_factory=dict)
+
+
+def assign_waiting(wait: bool = True) -> Optional[AssignmentPass]:
     """Assign queued chats FIFO, each to the available agent with spare capacity and least load.
 
+    Skills: when some active agent has a chat's topic as a skill, the chat goes only to agents
+    with that skill, until it has waited WEBCHAT_SKILL_FALLBACK_SECONDS (then to anyone,
+    skilled agents first); a topic nobody has as a skill, and a chat without a topic, go to
+    anyone. A chat no eligible agent can take now does not hold up younger chats others can.
     Returns None when wait=False and another process or greenlet is assigning right now.
     """
     if not lock_assignment(wait):
         return None
-    waiting = waiting_chats()
+    waiting = waiting_chats(lock=True)
+    result = AssignmentPass(waiting=waiting)
     if not waiting:
-        return []
-    agents = {a.id: a for a, _, _ in available_agents()}
+        return result
+    agents = result.agents = {a.id: a for a, _, _ in available_agents()}
     if not agents:
-        return []
+        return result
     loads = agent_loads(agents)
     state = {uid: [loads.get(uid, (0, None))[0], loads.get(uid, (0, None))[1]] for uid in agents}
-    made = []
-    epoch = datetime.min.replace(tzinfo=utcnow().tzinfo)
-    for conversation in waiting:
+    skills = staff_skills()
+    skilled_topics = set().union(*skills.values()) if skills else set()
+    now = utcnow()
+    epoch = datetime.min.replace(tzinfo=now.tzinfo)
+    still = []
+    for index, conversation in enumerate(waiting):
         free = [uid for uid in agents if state[uid][0] < (agents[uid].chat_capacity or 0)]
         if not free:
+            still.extend(waiting[index:])
             break
+        topic = conversation.topic
+        if topic in skilled_topics:
+            skilled = [uid for uid in free if topic in skills.get(uid, ())]
+            if skilled:
+                free = skilled
+            elif not widened(conversation.chat, now):
+                still.append(conversation)  # waits for someone with the skill
+                continue
         # Least load first; among equals the one who has waited longest since their last chat.
         chosen = min(free, key=lambda uid: (state[uid][0], state[uid][1] or epoch, uid))
-        assign(conversation, agents[chosen])
+        assign(conversation, agents[chosen], now)
         state[chosen][0] += 1
-        state[chosen][1] = conversation.chat.assigned_at
-        made.append(conversation)
-    return made
+        state[chosen][1] = now
+        result.made.append(conversation)
+    result.waiting = still
+    db.session.flush()
+    return result
 
 
 def accept(conversation_id, agent: User) -> tuple[Conversation, bool]:
@@ -502,6 +618,7 @@ def accept(conversation_id, agent: User) -> tuple[Conversation, bool]:
     if load >= (agent.chat_capacity or 0):
         raise Conflict("You are at your chat capacity", code="at_capacity")
     assign(conversation, agent)
+    db.session.flush()
     return conversation, True
 
 

@@ -16,6 +16,13 @@ DEFAULTS = {
     # Seconds a resident waits with no agent before being offered "leave a message".
     "WEBCHAT_NO_AGENT_SECONDS": 300,
     "WEBCHAT_SWEEP_SECONDS": 1.0,
+    # Starts one process runs at once (each is several round trips); more wait their turn.
+    "WEBCHAT_START_CONCURRENCY": 4,
+    # The assigner waits this long after a wake-up so one pass serves a burst of arrivals.
+    "WEBCHAT_ASSIGN_GATHER_SECONDS": 0.05,
+    # A chat whose topic some agent has as a skill waits this long for a skilled agent, then
+    # goes to anyone (skilled agents still first); 0 = wait for a skilled agent however long.
+    "WEBCHAT_SKILL_FALLBACK_SECONDS": 120,
     "WEBCHAT_HEARTBEAT_SECONDS": 10,
     # Origins (scheme://host[:port]) whose pages may embed the widget, space separated.
     "WEBCHAT_ALLOWED_ORIGINS": "",

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-26 09:47:50.001963
+Create Date: 2026-11-26 11:45:09.673214
 
 """
 from alembic import op
@@ -194,6 +194,15 @@ def upgrade():
     sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_agent_presence_user_id_users')),
     sa.PrimaryKeyConstraint('user_id', name=op.f('pk_agent_presence'))
     )
+    op.create_table('agent_skills',
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('topic', sa.String(length=60), nullable=False),
+    sa.ForeignKeyConstraint(['user_id'], ['users.id'], name=op.f('fk_agent_skills_user_id_users')),
+    sa.PrimaryKeyConstraint('user_id', 'topic', name=op.f('pk_agent_skills'))
+    )
+    with op.batch_alter_table('agent_skills', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_agent_skills_topic'), ['topic'], unique=False)
+
     op.create_table('agent_sockets',
     sa.Column('sid', sa.String(length=64), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
@@ -694,6 +703,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_agent_sockets_seen_at'))
 
     op.drop_table('agent_sockets')
+    with op.batch_alter_table('agent_skills', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_agent_skills_topic'))
+
+    op.drop_table('agent_skills')
     op.drop_table('agent_presence')
     op.drop_table('users')
     with op.batch_alter_table('queues', schema=None) as batch_op:

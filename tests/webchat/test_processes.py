@@ -34,6 +34,8 @@ def test_a_stalled_database_call_does_not_delay_other_chats(pg_only, app, server
     stuck, free = clients(server.url, "/webchat"), clients(server.url, "/webchat")
     stuck_chat = stuck.call("start", {"name": "Stuck Resident"})
     free_chat = free.call("start", {"name": "Free Resident"})
+    for chat in (stuck_chat, free_chat):  # assignment follows the start ack: let it happen first
+        agent_client.expect("assigned", lambda d, chat=chat: d["conversation_id"] == chat["conversation_id"])
 
     blocker = raw_connection(pg_only)
     stuck_ack = {}
