@@ -192,6 +192,12 @@ def _raw_headers(mime: MimeMessage, name: str) -> list:
     return index.get(name.lower(), [])
 
 
+def _unfolded(mime: MimeMessage, name: str) -> str:
+    """Return the first raw value of a header on one line, undecodable bytes read as text."""
+    raw_values = _raw_headers(mime, name)
+    return without_surrogates("".join(_LINESEPS.split(raw_values[0])).strip()) if raw_values else ""
+
+
 def header_text(mime: MimeMessage, name: str) -> str:
     """Return a header decoded to text; fall back to the raw value when the modern parser gives up."""
     raw_values = _raw_headers(mime, name)
@@ -333,12 +339,15 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
     mime = BytesParser(policy=READ_POLICY).parsebytes(raw)
     parsed = ParsedEmail(mime=mime)
     parsed.defects = [type(d).__name__ for d in getattr(mime, "defects", [])][:20]
-    parsed.message_id = normalise_message_id(header_text(mime, "Message-ID"))
-    parsed.in_reply_to = message_ids_in(header_text(mime, "In-Reply-To"))
-    parsed.references = message_ids_in(header_text(mime, "References"))
+    # Message-IDs and the date are read from the raw values: the modern parser's header objects
+    # would only be turned back into the same text (and parsing them is most of the parse).
+    parsed.message_id = normalise_message_id(_unfolded(mime, "Message-ID"))
+    parsed.in_reply_to = message_ids_in(_unfolded(mime, "In-Reply-To"))
+    parsed.references = message_ids_in(_unfolded(mime, "References"))
     parsed.subject = _clean_line(header_text(mime, "Subject"), 300)
     senders = _addresses(mime, "From") or _addresses(mime, "Sender")
-    parsed.from_raw = _clean_line(header_text(mime, "From"), 500)
+    from_raw = _unfolded(mime, "From")
+    parsed.from_raw = _clean_line(from_raw if _plain_mailbox(from_raw) else header_text(mime, "From"), 500)
     if senders:
         name, address = senders[0]
         parsed.from_name = name
@@ -349,7 +358,7 @@ def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> 
     for name in ("To", "Cc", "Delivered-To", "X-Original-To", "Envelope-To"):
         parsed.recipients.extend(a.lower() for _, a in _addresses(mime, name))
     try:
-        parsed.date = parsedate_to_datetime(header_text(mime, "Date"))
+        parsed.date = parsedate_to_datetime(_unfolded(mime, "Date"))
         if parsed.date is not None and parsed.date.tzinfo is None:
             parsed.date = None
     except (TypeError, ValueError, IndexError):
