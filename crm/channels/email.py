@@ -1031,9 +1031,12 @@ class ThreadIndex:
         candidates |= {c.id for c in self.case_conversations.values() if c is not None}
         candidates |= {c.id for c in self.by_token.values() if c is not None}
         if candidates:
-            self.locked = {c.id for c in db.session.scalars(
-                select(Conversation).where(Conversation.id.in_(candidates)).order_by(Conversation.id)
-                .with_for_update().execution_options(populate_existing=True))}
+            rows = db.session.execute(select(Conversation.id, Conversation.last_seq)
+                                      .where(Conversation.id.in_(candidates)).order_by(Conversation.id)
+                                      .with_for_update()).all()
+            for conversation_id, last_seq in rows:
+                set_committed_value(db.session.get(Conversation, conversation_id), "last_seq", last_seq)
+            self.locked = {conversation_id for conversation_id, _ in rows}
 
     def customer_with(self, address: str) -> Optional[Customer]:
         """Return the live customer holding an email address (None: nobody yet)."""
