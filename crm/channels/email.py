@@ -11,7 +11,6 @@ import re
 import secrets
 import smtplib
 import ssl
-from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -37,7 +36,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ..audit import audit
-from ..batching import current_batch, stage, write_batch
+from ..batching import current_batch, remembered, stage, write_batch
 from ..cases import lifecycle
 from ..cases.routing import keywords_match
 from ..cases.service import open_case, reopen_case
@@ -1310,86 +1309,34 @@ class EmailRoute:
     queue: Optional[Queue]
 
 
-# One ingest run (a `crm ingest-email` import) sees the same services, queues and rules for
-# every message: `routing_lookups()` keeps what those read for the run, as ids and plain values
-# (the session is emptied after each batch commit, so ORM objects would not survive).
-_run_lookups: ContextVar[Optional[dict]] = ContextVar("email_run_lookups", default=None)
-
-
-@contextmanager
-def routing_lookups():
-    """Remember service, queue and routing-rule lookups until the block ends (one import run)."""
-    token = _run_lookups.set({})
-    try:
-        yield
-    finally:
-        _run_lookups.reset(token)
-
-
-def _remembered(key: tuple, compute):
-    """Return compute(), kept for the rest of the run when routing_lookups() is active."""
-    lookups = _run_lookups.get()
-    if lookups is None:
-        return compute()
-    if key not in lookups:
-        lookups[key] = compute()
-    return lookups[key]
-
-
-@dataclass(frozen=True)
-class _RuleTerms:
-    """What an email routing decision needs of a rule (keywords_match reads `keywords`)."""
-
-    keywords: str
-    category_code: Optional[str]
-    service_id: Optional[int]
-
-
-def _get(model, ident: Optional[int]):
-    """Return a row by primary key; during a run, keep it in the session until the batch commit.
-
-    The session holds clean objects weakly, so without the reference kept here every message
-    would load its service and queue again.
-    """
-    if ident is None:
-        return None
-    lookups = _run_lookups.get()
-    if lookups is None:
-        return db.session.get(model, ident)
-    key = ("row", model, ident)
-    row = lookups.get(key)
-    if row is None or row not in db.session:  # first use, or expunged after a batch commit
-        row = lookups[key] = db.session.get(model, ident)
-    return row
-
+# Routing reads the same services, queues and rules for every message of a batch: they are
+# remembered for the batch (crm/batching.py), so an import of a hundred messages reads them once.
 
 def _email_queue_for(service: Optional[Service]) -> Optional[Queue]:
     """Return the email queue of a service, else the general email queue, else any email queue."""
     service_id = service.id if service is not None else None
 
-    def find() -> Optional[int]:
+    def find() -> Optional[Queue]:
         if service_id is not None:
-            queue_id = db.session.scalar(select(Queue.id).where(Queue.service_id == service_id,
-                                                                 Queue.channel == CHANNEL)
-                                         .order_by(Queue.id).limit(1))
-            if queue_id is not None:
-                return queue_id
-        return db.session.scalar(select(Queue.id).where(Queue.channel == CHANNEL)
+            queue = db.session.scalar(select(Queue).where(Queue.service_id == service_id, Queue.channel == CHANNEL)
+                                      .order_by(Queue.id).limit(1))
+            if queue is not None:
+                return queue
+        return db.session.scalar(select(Queue).where(Queue.channel == CHANNEL)
                                  .order_by(Queue.service_id.is_not(None), Queue.id).limit(1))
 
-    return _get(Queue, _remembered(("email_queue", service_id), find))
+    return remembered(("email_queue", service_id), find)
 
 
 def _category_for(service: Service, text: str) -> Optional[str]:
-    rules = _remembered(("category_rules", service.id), lambda: [
-        _RuleTerms(keywords, category_code, service.id)
-        for keywords, category_code in db.session.execute(select(RoutingRule.keywords, RoutingRule.category_code).where(
+    rules = remembered(("category_rules", service.id), lambda: db.session.execute(
+        select(RoutingRule.keywords, RoutingRule.category_code).where(
             RoutingRule.service_id == service.id, RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None))
-            .order_by(RoutingRule.position, RoutingRule.id))])
+        .order_by(RoutingRule.position, RoutingRule.id)).all())
     for rule in rules:
         if rule.keywords.strip() and keywords_match(rule, text):
             return rule.category_code
-    categories = _remembered(("categories", service.id), lambda: [c.code for c in service.categories if c.active])
+    categories = remembered(("categories", service.id), lambda: [c.code for c in service.categories if c.active])
     for code in categories:
         if code.startswith("general"):
             return code
@@ -1401,23 +1348,21 @@ def route_email(parsed: ParsedEmail, recipients: Iterable[str]) -> EmailRoute:
     text = f"{parsed.subject}\n{parsed.text[:20000]}"
     recipients = [r.lower() for r in recipients]
     if recipients:
-        service = _get(Service, _remembered(("service_by_address", tuple(recipients)), lambda: db.session.scalar(
-            select(Service.id).where(func.lower(Service.email_address).in_(recipients), Service.active.is_(True))
-            .limit(1))))
+        service = remembered(("service_by_address", tuple(recipients)), lambda: db.session.scalar(
+            select(Service).where(func.lower(Service.email_address).in_(recipients), Service.active.is_(True))
+            .limit(1)))
         if service is not None:
             return EmailRoute(service, _category_for(service, text), _email_queue_for(service))
-    rules = _remembered(("keyword_rules",), lambda: [
-        _RuleTerms(rule.keywords, rule.category_code, rule.service_id)
-        for rule in db.session.scalars(select(RoutingRule).where(
+    rules = remembered(("keyword_rules",), lambda: [
+        rule for rule in db.session.scalars(select(RoutingRule).where(
             RoutingRule.active.is_(True), RoutingRule.keywords.is_not(None), RoutingRule.keywords != "")
             .order_by(RoutingRule.position, RoutingRule.id)) if rule.service.active])
     for rule in rules:
         if keywords_match(rule, text):
-            service = _get(Service, rule.service_id)
-            return EmailRoute(service, rule.category_code, _email_queue_for(service))
+            return EmailRoute(rule.service, rule.category_code, _email_queue_for(rule.service))
     default = current_app.config.get("EMAIL_DEFAULT_SERVICE")
-    service = _get(Service, _remembered(("default_service", default), lambda: db.session.scalar(
-        select(Service.id).where(Service.code == default, Service.active.is_(True))))) if default else None
+    service = remembered(("default_service", default), lambda: db.session.scalar(
+        select(Service).where(Service.code == default, Service.active.is_(True)))) if default else None
     if service is not None:
         return EmailRoute(service, _category_for(service, text), _email_queue_for(service))
     return EmailRoute(None, None, _email_queue_for(None))

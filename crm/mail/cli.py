@@ -9,7 +9,7 @@ import click
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..channels.email import Arrival, receive_many, routing_lookups
+from ..channels.email import Arrival, receive_many
 from ..cli import crm, fail
 from ..extensions import db
 from .sources import NotAMailbox, iter_messages
@@ -45,26 +45,25 @@ def ingest_email_command(paths, progress_every, batch):
             rate = seen / max(time.monotonic() - started, 1e-9)
             click.echo(f"{seen} messages ({rate:.0f}/s) {json.dumps(counts)}", err=True)
 
-    with routing_lookups():  # services, queues and rules read once for the whole run
-        try:
-            for path in paths:
-                for raw in iter_messages(path):
-                    if not raw:
-                        click.echo(f"skipped an empty message in {path}", err=True)
-                        continue
-                    pending.append(Arrival(raw))
-                    if len(pending) >= batch:
-                        ingest_pending()
-            if pending:
-                ingest_pending()
-        except NotAMailbox as error:
-            if pending:
-                ingest_pending()  # what was read before the bad path is kept
-            fail(str(error))
-        except OSError as error:
-            fail(f"could not read {error.filename}: {error.strerror}")
-        except SQLAlchemyError as error:
-            fail(f"the database refused the import after {seen} messages: {error.__class__.__name__}: {error}")
+    try:
+        for path in paths:
+            for raw in iter_messages(path):
+                if not raw:
+                    click.echo(f"skipped an empty message in {path}", err=True)
+                    continue
+                pending.append(Arrival(raw))
+                if len(pending) >= batch:
+                    ingest_pending()
+        if pending:
+            ingest_pending()
+    except NotAMailbox as error:
+        if pending:
+            ingest_pending()  # what was read before the bad path is kept
+        fail(str(error))
+    except OSError as error:
+        fail(f"could not read {error.filename}: {error.strerror}")
+    except SQLAlchemyError as error:
+        fail(f"the database refused the import after {seen} messages: {error.__class__.__name__}: {error}")
     click.echo(json.dumps(counts))
 
 
