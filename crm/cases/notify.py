@@ -24,8 +24,17 @@ def send_to_customer(customer, subject: str, body: str, case=None):
 
 
 def notify_customer_of_update(case, event) -> bool:
-    """Email the resident a public update when they gave an address; say whether it was queued."""
-    customer = case.customer
+    """Email the resident a public update when they gave an address; say whether it was queued.
+
+    A resident who turned off "email me updates" in their account is not emailed: the update
+    still shows on /track and in the account.
+    """
+    from ..customers.identity import live_customer  # noqa: PLC0415
+    from ..portal.accounts import wants_email_updates  # noqa: PLC0415  (lazy: the portal area is separate)
+
+    customer = live_customer(case.customer)
+    if not wants_email_updates(customer):
+        return False
     subject = f"Update on your case {case.reference}: {case.title}"
     body = (f"Dear {customer.name},\n\n{event.body}\n\n"
             f"Your case reference is {case.reference}. Quote it if you contact us about this.\n")

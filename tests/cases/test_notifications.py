@@ -71,3 +71,19 @@ def test_a_mail_relay_that_is_down_does_not_undo_the_reroute(services, db, app):
     db.session.commit()
     db.session.expire_all()
     assert case.service.code == "waste"
+
+
+def test_a_resident_who_turned_off_email_updates_is_not_emailed(services, db, smtp_sink):
+    from crm.customers.identity import add_identity
+    from crm.models import ResidentAccount
+
+    customer = factories.customer("Jane Resident", email="jane@example.org")
+    portal = add_identity(customer, "portal", "jane@example.org", verified=True)  # a proved /account
+    db.session.flush()
+    db.session.add(ResidentAccount(email="jane@example.org", name="Jane Resident", identity_id=portal.id,
+                                   email_updates=False, session_stamp="x" * 32))
+    case = factories.case(customer)
+    post_public_update(case, "The crew will be there on Tuesday.")
+    db.session.commit()
+    assert smtp_sink.messages == [] and db.session.query(OutboundEmail).count() == 0
+    assert [e.body for e in case.events if e.public] == ["The crew will be there on Tuesday."]
