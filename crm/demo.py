@@ -6,6 +6,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from .auth.accounts import create_user
+from .cases.lifecycle import apply_status
 from .cases.service import add_event, mark_sla_states, open_case
 from .cases.sla import targets as sla_targets
 from .customers.identity import add_address, add_identity, set_name
@@ -233,12 +234,14 @@ def seed_customers(count: int, rng: random.Random, progress=sys.stderr):
                 # Targets from when the case was (notionally) raised, not from seeding time.
                 case.first_response_due_at, case.sla_due_at = sla_targets(started, case.sla_hours)
                 if rng.random() < 0.6:
-                    case.status = "resolved"
-                    case.resolved_at = started + timedelta(days=rng.randint(1, 10))
-                    add_event(case, "status_changed", from_value="new", to_value="resolved",
-                              occurred_at=case.resolved_at)
+                    # Worked, then resolved, through the lifecycle's own checks, at the notional times.
+                    worked = started + timedelta(hours=rng.randint(1, 48))
+                    resolved = worked + timedelta(days=rng.randint(1, 10))
+                    for to_status, when in (("in_progress", worked), ("resolved", resolved)):
+                        previous = apply_status(case, to_status, when)
+                        add_event(case, "status_changed", from_value=previous, to_value=to_status, occurred_at=when)
                     add_event(case, "public_update", body="This has now been dealt with. Thank you for reporting it.",
-                              public=True, occurred_at=case.resolved_at)
+                              public=True, occurred_at=resolved)
         if (n + 1) % 50 == 0 or n + 1 == count:
             print(f"\rseeding customers {n + 1}/{count}", end="", file=progress, flush=True)
     print(file=progress)

@@ -4,7 +4,7 @@ import json
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import ApiToken, Contact, Customer, Service, User
+from crm.models import ApiToken, Case, Contact, Customer, Service, User
 
 
 def test_create_user_and_token_then_use_it(runner, client):
@@ -53,6 +53,13 @@ def test_seed_demo_loads_cumbrian_services_and_history_once(runner):
     assert {"highways", "waste", "adult_social_care", "libraries", "archives", "council_tax"} <= codes
     assert db.session.scalar(select(func.count(Customer.id))) == 30
     assert db.session.scalar(select(func.count(Contact.id))) >= 30
+    # Resolved demo cases went through the lifecycle: worked first, then resolved, each an event.
+    resolved = db.session.scalars(select(Case).where(Case.status == "resolved")).all()
+    assert resolved
+    for case in resolved:
+        moves = [(e.from_value, e.to_value) for e in case.events if e.kind == "status_changed"]
+        assert moves == [("new", "in_progress"), ("in_progress", "resolved")]
+        assert case.resolved_at == max(e.occurred_at for e in case.events)
     again = runner.invoke(args=["crm", "seed-demo"])
     assert again.exit_code == 1 and "already has data" in again.output
     quiet = runner.invoke(args=["crm", "seed-demo", "--if-empty"])
