@@ -47,6 +47,17 @@ def set_chat_capacity(actor, agent_id: int, capacity: int) -> User:
     return agent
 
 
+def set_chat_skills(actor, agent_id: int, skills) -> tuple[User, list[str]]:
+    """Set the chat topics an agent handles: their topics' chats go to them (and those alike) first."""
+    from ..webchat import service as webchat
+
+    agent = _staff(agent_id)
+    before = webchat.skills_of(agent)
+    after = webchat.set_skills(agent, skills)
+    audit(actor, "supervisor.set_skills", "user", agent.id, before=before, after=after)
+    return agent, after
+
+
 def move_conversation(actor, conversation_id: int, *, agent_id: Optional[int] = None,
                       queue_code: Optional[str] = None) -> Conversation:
     """Give a live chat or an open email to another agent, or put it back on a queue."""

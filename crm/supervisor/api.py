@@ -142,6 +142,12 @@ class CapacityIn(StrictSchema):
                                    validate=validate.Range(min=0, max=actions.MAX_CHAT_CAPACITY))
 
 
+class SkillsIn(StrictSchema):
+    skills = fields.List(fields.String(validate=validate.Length(min=1, max=60)), required=True,
+                         validate=validate.Length(max=50),
+                         metadata={"description": "chat topic codes (e.g. council_tax); [] = takes any chat"})
+
+
 class MoveIn(StrictSchema):
     agent_id = fields.Integer(strict=True)
     queue = fields.String(validate=validate.Length(min=1, max=60))
@@ -180,6 +186,17 @@ def set_capacity(data, agent_id):
     agent = actions.set_chat_capacity(current_user, agent_id, data["chat_capacity"])
     db.session.commit()
     return {"id": agent.id, "chat_capacity": agent.chat_capacity}
+
+
+@supervisor_blp.put("/agents/<int:agent_id>/skills")
+@roles_required(*SUPERVISORS)
+@supervisor_blp.arguments(SkillsIn)
+@supervisor_blp.response(200)
+def set_skills(data, agent_id):
+    """Set the chat topics an agent handles (webchat skill matching); `[]` clears them."""
+    agent, skills = actions.set_chat_skills(current_user, agent_id, data["skills"])
+    db.session.commit()
+    return {"id": agent.id, "skills": skills}
 
 
 @supervisor_blp.post("/conversations/<int:conversation_id>/move")

@@ -21,7 +21,7 @@ from sqlalchemy import and_, case, func, select, type_coerce
 
 from ..extensions import db
 from ..models import (
-    AgentPresence, AgentSocket, Banner, Case, ChatSession, Contact, Conversation, Queue, User, UTCDateTime, utcnow,
+    AgentPresence, AgentSkill, AgentSocket, Banner, Case, ChatSession, Contact, Conversation, Queue, User, UTCDateTime, utcnow,
 )
 
 # "ended": the resident left a chat the agent has not closed yet; it still takes a chat slot.
@@ -220,6 +220,9 @@ def agent_figures(now: Optional[datetime] = None) -> list[dict]:
         .order_by(User.name)
     ).all()
     held = _work_in_hand()
+    skills = defaultdict(list)
+    for user_id, topic in db.session.execute(select(AgentSkill.user_id, AgentSkill.topic).order_by(AgentSkill.topic)):
+        skills[user_id].append(topic)
     handled = defaultdict(lambda: [0, 0])
     calls = db.session.execute(
         select(Contact.agent_id, Contact.started_at, Contact.ended_at)
@@ -244,6 +247,7 @@ def agent_figures(now: Optional[datetime] = None) -> list[dict]:
             "seconds_in_state": _seconds(now, since),
             "chats_in_hand": in_hand.get("webchat", 0),
             "chat_capacity": user.chat_capacity,
+            "chat_skills": skills.get(user.id, []),
             "emails_in_hand": in_hand.get("email", 0),
             "contacts_today": handled[user.id][0],
             "handle_seconds_today": handled[user.id][1],

@@ -20,7 +20,7 @@ from sqlalchemy import event, inspect
 
 from ..extensions import db, socketio
 from ..models import (
-    AgentPresence, AgentStateChange, Banner, Case, Contact, Conversation, User, utcnow,
+    AgentPresence, AgentSkill, AgentStateChange, Banner, Case, Contact, Conversation, User, utcnow,
 )
 from ..signals import case_event_recorded, contact_recorded
 
@@ -41,6 +41,7 @@ WATCHED = {
     AgentPresence: {"status"},
     User: {"chat_capacity", "active", "role", "name"},
     Banner: {"cleared_at", "expires_at", "message"},
+    AgentSkill: set(),  # rows only come and go
 }
 
 

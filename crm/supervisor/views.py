@@ -67,8 +67,17 @@ def _render_dashboard(status: int = 200):
     return render_template(
         "supervisor/dashboard.html", snapshot=snapshot, agents=agents, queues=queues,
         conversations=_live_conversations(), hours=actions.weekly_hours(), weekdays=actions.WEEKDAYS,
-        labels=CHANNEL_LABELS, max_capacity=actions.MAX_CHAT_CAPACITY,
+        labels=CHANNEL_LABELS, max_capacity=actions.MAX_CHAT_CAPACITY, chat_topics=_chat_topics(snapshot),
     ), status
+
+
+def _chat_topics(snapshot) -> list[tuple[str, str]]:
+    """Return the topics a supervisor can give as skills: the chat form's, then any others in use."""
+    from ..webchat.service import TOPICS
+
+    known = dict(TOPICS)
+    extra = sorted({t for a in snapshot["agents"] for t in a.get("chat_skills", ())} - set(known))
+    return list(TOPICS) + [(t, t) for t in extra]
 
 
 @bp.route("/")
@@ -84,6 +93,14 @@ def set_capacity(agent_id):
     """Change how many chats an agent takes at once."""
     return _act("agents", lambda: actions.set_chat_capacity(current_user, agent_id, _int_field("chat_capacity")),
                 "Chat capacity changed.")
+
+
+@bp.post("/agents/<int:agent_id>/skills")
+@roles_required(*SUPERVISORS)
+def set_skills(agent_id):
+    """Change which chat topics an agent handles."""
+    return _act("agents", lambda: actions.set_chat_skills(current_user, agent_id, request.form.getlist("skills")),
+                "Chat skills changed.")
 
 
 @bp.post("/conversations/move")

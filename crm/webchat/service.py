@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from flask import current_app
-from sqlalchemy import and_, bindparam, delete, func, literal, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
@@ -30,6 +30,11 @@ from ..models import (
 from ..signals import message_stored, send_after_commit
 
 CHANNEL = "webchat"
+# Chat topics residents choose in the pre-chat form (code, label); agents' skills are these codes.
+TOPICS = [
+    ("council_tax", "Council Tax"), ("waste", "Bins and recycling"), ("highways", "Roads and pavements"),
+    ("adult_social_care", "Adult social care"), ("libraries", "Libraries"),
+]
 LIVE_STATES = ("queued", "assigned")  # a resident is (or may be) still there
 HELD_STATES = ("assigned", "ended")  # counts against the agent's capacity until closed
 CHAT_ROLES = ("agent", "supervisor")
@@ -519,13 +524,15 @@ def skills_of(user: User) -> list[str]:
 
 def set_skills(user: User, topics) -> list[str]:
     """Replace the topics an agent handles (an empty list: they take any chat)."""
-    if not isinstance(topics, (list, tuple, set)):
-        raise ValidationFailed("skills must be a list", {"skills": ["a list of topic codes"]})
-    wanted = sorted({clean_topic(t) for t in topics})
-    db.session.execute(delete(AgentSkill).where(AgentSkill.user_id == user.id))
-    db.session.add_all([AgentSkill(user_id=user.id, topic=t) for t in wanted])
+    if not isinstance(topics, (list, tuple, set)) or len(topics) > 50:
+        raise ValidationFailed("skills must be a list", {"skills": ["a list of at most 50 topic codes"]})
+    wanted = {clean_topic(t) for t in topics}
+    have = {s.topic: s for s in db.session.scalars(select(AgentSkill).where(AgentSkill.user_id == user.id))}
+    for topic in set(have) - wanted:
+        db.session.delete(have[topic])
+    db.session.add_all([AgentSkill(user_id=user.id, topic=t) for t in wanted - set(have)])
     db.session.flush()
-    return wanted
+    return sorted(wanted)
 
 
 def staff_skills() -> dict[int, set[str]]:

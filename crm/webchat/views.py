@@ -8,11 +8,7 @@ from ..models import OUTCOMES, CannedReply, Queue, Service, User
 from . import bp, service
 from .settings import allowed_origins
 
-TOPICS = [
-    ("", "Something else"), ("council_tax", "Council Tax"), ("waste", "Bins and recycling"),
-    ("highways", "Roads and pavements"), ("adult_social_care", "Adult social care"),
-    ("libraries", "Libraries"),
-]
+TOPICS = [("", "Something else"), *service.TOPICS]
 
 
 def _embeddable(response):

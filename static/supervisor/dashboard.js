@@ -72,7 +72,7 @@
         tr.dataset.agent = String(a.id);
         tr.append(cell("th", a.name), cell("td", "", "presence"), cell("td", "", "seconds_in_state"),
           cell("td", "", "chats"), cell("td", "", "emails_in_hand"), cell("td", "", "contacts_today"),
-          cell("td", "", "handle_seconds_today"), cell("td", ""));
+          cell("td", "", "handle_seconds_today"), cell("td", "", "chat_skills"), cell("td", ""));
         tbody.appendChild(tr);
       }
       var presence = tr.querySelector('[data-key="presence"]');
@@ -85,6 +85,7 @@
       setCell(tr, "emails_in_hand", a.emails_in_hand);
       setCell(tr, "contacts_today", a.contacts_today);
       setCell(tr, "handle_seconds_today", duration(a.handle_seconds_today));
+      setCell(tr, "chat_skills", (a.chat_skills || []).join(", ") || "any topic");
     });
   }
 
