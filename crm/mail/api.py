@@ -17,6 +17,7 @@ from ..channels.email import ATTACHMENT_URL, receive, reply_to_conversation
 from ..errors import DomainError, NotFound, ValidationFailed
 from ..extensions import csrf, db
 from ..models import Conversation
+from .access import check_view_conversation
 from .schemas import ConversationOut, InboundResultOut, MessageOut, ReplyIn
 
 inbound_blp = Blueprint("inbound_email", __name__, url_prefix=API_PREFIX + "/inbound",
@@ -101,10 +102,11 @@ def serialise_conversation(conversation: Conversation) -> dict:
 
 
 def get_conversation_or_404(conversation_id: int) -> Conversation:
-    """Return the conversation or raise NotFound."""
+    """Return the conversation or raise NotFound; 403 when the caller may not read it (sensitive service)."""
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound(f"No conversation {conversation_id}")
+    check_view_conversation(current_user, conversation)
     return conversation
 
 
@@ -113,7 +115,9 @@ def get_conversation_or_404(conversation_id: int) -> Conversation:
 @conversations_blp.response(200, ConversationOut)
 def read(conversation_id):
     """Return a conversation with its messages in seq order."""
-    return serialise_conversation(get_conversation_or_404(conversation_id))
+    conversation = get_conversation_or_404(conversation_id)
+    db.session.commit()  # the audit entry of a sensitive read
+    return serialise_conversation(conversation)
 
 
 @conversations_blp.post("/<int:conversation_id>/reply")

@@ -8,14 +8,16 @@ from sqlalchemy import func, select
 
 from ..audit import audit
 from ..auth.access import roles_required
+from ..cases.queries import check_view
 from ..channels.email import reprocess, reply_to_conversation, resolve_conversation, retry_send
 from ..customers.timeline import describe_event, timeline_page
 from ..errors import DomainError
 from ..extensions import db
 from ..models import (
-    Attachment, CannedReply, Conversation, InboundEmail, OutboundEmail, Queue, User,
+    Attachment, CannedReply, Case, Conversation, InboundEmail, OutboundEmail, Queue, User,
 )
 from . import bp
+from .access import check_view_conversation, visible_conversations
 from .forms import ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
 
 WORKERS = ("agent", "supervisor")
@@ -26,7 +28,7 @@ INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "applicati
 
 
 def _inbox_query(view: str, queue_id):
-    query = select(Conversation).where(Conversation.channel == "email")
+    query = select(Conversation).where(Conversation.channel == "email", visible_conversations(current_user))
     if queue_id:
         query = query.where(Conversation.queue_id == queue_id)
     if view == "mine":
@@ -57,9 +59,11 @@ def inbox():
 
 
 def _conversation_or_404(conversation_id: int) -> Conversation:
+    """Return the conversation if it exists and the signed-in user may read it (404 / 403)."""
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         abort(404)
+    check_view_conversation(current_user, conversation)
     return conversation
 
 
@@ -87,7 +91,9 @@ def _render_conversation(conversation, reply_form=None, note_form=None, status=2
 @roles_required()
 def conversation(conversation_id):
     """A conversation: the thread with attachments, the customer's timeline beside it, the reply box."""
-    return _render_conversation(_conversation_or_404(conversation_id))
+    record = _conversation_or_404(conversation_id)
+    db.session.commit()  # the audit entry of a sensitive read
+    return _render_conversation(record)
 
 
 @bp.route("/conversations/<int:conversation_id>/reply", methods=["POST"])
@@ -170,6 +176,7 @@ def retry(outbound_id):
     send = db.session.get(OutboundEmail, outbound_id)
     if send is None:
         abort(404)
+    check_view_conversation(current_user, send.conversation)
     if not ActionForm().validate_on_submit():
         abort(400)
     try:
@@ -189,6 +196,11 @@ def attachment(attachment_id):
     item = db.session.get(Attachment, attachment_id)
     if item is None:
         abort(404)
+    if item.message is not None:
+        check_view_conversation(current_user, item.message.conversation)
+    elif item.case_id is not None:
+        check_view(current_user, db.session.get(Case, item.case_id))
+    db.session.commit()  # the audit entry of a sensitive read
     inline = item.content_type in INLINE_TYPES
     safe_name = item.filename.replace('"', "'")
     response = Response(item.data, mimetype=item.content_type if inline else "application/octet-stream")
