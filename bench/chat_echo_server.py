@@ -17,7 +17,11 @@ from flask_socketio import SocketIO, join_room  # noqa: E402
 
 port = int(sys.argv[1])
 app = Flask(__name__)
-socketio = SocketIO(app, async_mode="eventlet", message_queue=sys.argv[2] if len(sys.argv) > 2 else None)
+queue_url = sys.argv[2] if len(sys.argv) > 2 else None
+# Its own pub/sub channel per Redis database, as the CRM does: Redis pub/sub ignores the
+# database number, so anything else on the server (a test run) could share its rooms.
+socketio = SocketIO(app, async_mode="eventlet", message_queue=queue_url,
+                    channel=f"chat-echo:{queue_url.rsplit('/', 1)[-1] if queue_url else 0}")
 AGENTS = 50
 counter = {"chats": 0, "seq": {}}
 

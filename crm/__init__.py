@@ -11,6 +11,19 @@ from config import Config
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
 
+def socketio_channel(queue_url) -> str:
+    """Name the Socket.IO pub/sub channel after the Redis database in the URL.
+
+    Redis pub/sub ignores the database number: without this, two deployments (or a test run
+    and a benchmark) on one Redis server with different REDIS_URL databases would deliver each
+    other's events into rooms of the same name.
+    """
+    from urllib.parse import urlparse
+
+    database = urlparse(queue_url).path.strip("/") if queue_url else ""
+    return f"crm-socketio:{database or '0'}"
+
+
 def create_app(config=None):
     """Create and configure an app; `config` is a class or mapping overriding Config."""
     app = Flask(__name__, template_folder="../templates", static_folder="../static",
@@ -60,10 +73,12 @@ def create_app(config=None):
 
     # Socket.IO last: event modules are imported (by the areas above) before init_app,
     # so every new app, every test's included, has its handlers.
+    queue_url = app.config.get("SOCKETIO_MESSAGE_QUEUE") or app.config.get("REDIS_URL")
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE") or app.config.get("REDIS_URL"),
+        message_queue=queue_url,
+        channel=app.config.get("SOCKETIO_CHANNEL") or socketio_channel(queue_url),
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS") or [],
     )
 
