@@ -15,13 +15,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email import policy
-from email.policy import EmailPolicy
-from functools import lru_cache
 from email.header import decode_header, make_header
 from email.headerregistry import Address
 from email.message import EmailMessage, Message as MimeMessage
 from email.parser import BytesHeaderParser, BytesParser
+from email.policy import EmailPolicy
 from email.utils import format_datetime, getaddresses, parsedate_to_datetime
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Iterable, Optional
 
@@ -40,7 +40,7 @@ from ..batching import current_batch, remembered, stage, write_batch
 from ..cases import lifecycle
 from ..cases.routing import keywords_match
 from ..cases.service import open_case, reopen_case
-from ..customers.identity import find_by_identity, live_customer, normalise_email, resolve_customer
+from ..customers.identity import live_customer, normalise_email, resolve_customer
 from ..customers.timeline import record_contact
 from ..errors import Conflict, DomainError, ValidationFailed
 from ..extensions import db
@@ -874,6 +874,7 @@ class _Readable:
     parsed: ParsedEmail
     recipients: list
     automatic: Optional["AutoSignal"]
+    route: Optional["EmailRoute"] = None  # where it goes if it is a new enquiry (worked out once)
 
 
 def _process_batch(inbounds: list) -> list:
@@ -882,11 +883,12 @@ def _process_batch(inbounds: list) -> list:
     index = ThreadIndex.load([item for item in readable if isinstance(item, _Readable)])
     # A message that refers to nothing is a new enquiry: when it routes to a service it opens a
     # case, so those case numbers are taken in one go (the rest one at a time, as they come).
-    new_cases = sum(1 for item in readable if isinstance(item, _Readable) and item.automatic is None
-                    and not _thread_ids(item.parsed) and not CASE_REF_RE.search(item.parsed.subject)
-                    and not _tokens(item.parsed, item.recipients)
-                    and route_email(item.parsed, item.recipients).service is not None)
-    current_batch().expect(Case, new_cases)
+    new_enquiries = [item for item in readable if isinstance(item, _Readable) and item.automatic is None
+                     and not _thread_ids(item.parsed) and not CASE_REF_RE.search(item.parsed.subject)
+                     and not _tokens(item.parsed, item.recipients)]
+    for item in new_enquiries:
+        item.route = route_email(item.parsed, item.recipients)
+    current_batch().expect(Case, sum(1 for item in new_enquiries if item.route.service is not None))
     token = _thread_index.set(index)
     try:
         return [_settle(item) if isinstance(item, _Readable) else item for item in readable]
@@ -932,11 +934,10 @@ def _settle(item: _Readable) -> IngestResult:
     inbound, parsed = item.inbound, item.parsed
     if item.automatic is not None:
         return _handle_automatic(inbound, parsed, item.automatic)
-    index = _thread_index.get()
-    owners = {"email": index.customer_with(parsed.from_address)} if index is not None else None
-    customer = resolve_customer(parsed.from_name or None, parsed.from_address, owners=owners)
-    if index is not None:
-        index.customers[parsed.from_address] = customer
+    customers = _thread_index.get().customers  # every sender of the batch was looked up in it
+    customer = resolve_customer(parsed.from_name or None, parsed.from_address,
+                                owners={"email": customers[parsed.from_address]})
+    customers[parsed.from_address] = customer
     inbound.customer_id = customer.id
     conversation, note = find_thread(parsed, customer, item.recipients)
     if conversation is not None:
@@ -951,7 +952,7 @@ def _settle(item: _Readable) -> IngestResult:
         _append_inbound(inbound, parsed, conversation, customer)
         inbound.status = "threaded"
         return _result_for(inbound, conversation=conversation)
-    conversation = _new_enquiry(inbound, parsed, customer, item.recipients, note)
+    conversation = _new_enquiry(inbound, parsed, customer, item.recipients, note, item.route)
     inbound.status = "ingested"
     return _result_for(inbound, conversation=conversation)
 
@@ -1036,12 +1037,6 @@ class ThreadIndex:
             for conversation_id, last_seq in rows:
                 set_committed_value(db.session.get(Conversation, conversation_id), "last_seq", last_seq)
             self.locked = {conversation_id for conversation_id, _ in rows}
-
-    def customer_with(self, address: str) -> Optional[Customer]:
-        """Return the live customer holding an email address (None: nobody yet)."""
-        if address not in self.customers:
-            self.customers[address] = find_by_identity("email", address)
-        return self.customers[address]
 
     def added_conversation(self, conversation: Conversation) -> None:
         self.by_token[conversation.token] = conversation
@@ -1151,44 +1146,9 @@ def _belongs(conversation: Conversation, address_or_customer) -> bool:
 
 
 def _conversation_by_headers(parsed: ParsedEmail) -> Optional[Conversation]:
-    ids = _thread_ids(parsed)
-    if not ids:
-        return None
-    index = _thread_index.get()
-    if index is not None:
-        by_id = index.by_message_id
-    else:
-        rows = db.session.execute(select(Message.email_message_id, Message.conversation_id)
-                                  .where(Message.email_message_id.in_(ids))).all()
-        conversations = _conversations_by_id({conversation_id for _, conversation_id in rows})
-        by_id = {mid: conversations[conversation_id] for mid, conversation_id in rows}
-    for mid in ids:
-        if mid in by_id:
-            return by_id[mid]
-    return None
-
-
-def _case_by_reference(reference: str) -> Optional[Case]:
-    index = _thread_index.get()
-    if index is not None and reference in index.cases:
-        return index.cases[reference]
-    return db.session.scalar(select(Case).where(Case.reference == reference))
-
-
-def _email_conversation_of(case: Case) -> Optional[Conversation]:
-    """Return the latest email conversation of a case."""
-    index = _thread_index.get()
-    if index is not None and case.id in index.case_conversations:
-        return index.case_conversations[case.id]
-    return db.session.scalar(select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL)
-                             .order_by(Conversation.id.desc()).limit(1))
-
-
-def _conversation_by_token(token: str) -> Optional[Conversation]:
-    index = _thread_index.get()
-    if index is not None and token in index.by_token:
-        return index.by_token[token]
-    return db.session.scalar(select(Conversation).where(Conversation.token == token, Conversation.channel == CHANNEL))
+    """Return the conversation of the first Message-ID this message refers to that we know."""
+    by_message_id = _thread_index.get().by_message_id
+    return next((by_message_id[mid] for mid in _thread_ids(parsed) if mid in by_message_id), None)
 
 
 def find_thread(parsed: ParsedEmail, customer: Customer, recipients: Iterable[str]):
@@ -1203,20 +1163,21 @@ def find_thread(parsed: ParsedEmail, customer: Customer, recipients: Iterable[st
         if _belongs(candidate, customer):
             return candidate, None
         note = "Replied to a thread of another customer; started a new conversation"
+    index = _thread_index.get()  # every reference and token of the batch was looked up in it
     for reference in CASE_REF_RE.findall(parsed.subject):
-        case = _case_by_reference(f"CAS-{reference}".upper())
+        case = index.cases[f"CAS-{reference}".upper()]
         if case is None:
             continue
         if live_customer(case.customer).id != customer.id:
             note = note or f"Quoted case CAS-{reference} of another customer; started a new conversation"
             continue
-        conversation = _email_conversation_of(case)
+        conversation = index.case_conversations[case.id]  # its latest email conversation
         if conversation is None:
             conversation = new_conversation(customer, parsed.subject, case=case, status="open",
                                             queue=_email_queue_for(case.service))
         return conversation, None
     for token in _tokens(parsed, recipients):
-        conversation = _conversation_by_token(token)
+        conversation = index.by_token[token]
         if conversation is None:
             continue
         if _belongs(conversation, customer):
@@ -1368,9 +1329,9 @@ def route_email(parsed: ParsedEmail, recipients: Iterable[str]) -> EmailRoute:
     return EmailRoute(None, None, _email_queue_for(None))
 
 
-def _new_enquiry(inbound, parsed, customer, recipients, note) -> Conversation:
+def _new_enquiry(inbound, parsed, customer, recipients, note, route=None) -> Conversation:
     """Open a conversation (and a case, when a service can be chosen) and acknowledge it."""
-    where = route_email(parsed, recipients)
+    where = route or route_email(parsed, recipients)
     subject = parsed.subject or "(no subject)"
     conversation = new_conversation(customer, subject, status="open", queue=where.queue)
     message = _store_inbound_message(inbound, parsed, conversation)
@@ -1485,17 +1446,11 @@ def acknowledge(conversation, customer, address, parsed, case) -> Optional[Messa
         return None
     if deliverable_address(customer, address) != address:
         return None
-    index = _thread_index.get()
-    if index is not None and address in index.recent_acks:
-        recent = index.recent_acks[address]
-    else:
-        recent = db.session.scalar(select(func.count(OutboundEmail.id)).where(
-            OutboundEmail.to_address == address, OutboundEmail.kind == "ack",
-            OutboundEmail.created_at >= utcnow() - ACK_WINDOW))
+    index = _thread_index.get()  # the batch counted each sender's recent acknowledgements
+    recent = index.recent_acks[address]
     if recent >= config["EMAIL_ACK_PER_SENDER_PER_HOUR"]:
         return None
-    if index is not None:
-        index.recent_acks[address] = recent + 1
+    index.recent_acks[address] = recent + 1
     reference = case.reference if case else None
     lines = [f"Dear {live_customer(customer).name},", "",
              "Thank you for contacting the council. We have received your email"
