@@ -12,13 +12,18 @@ from . import lifecycle, sla
 WORKERS = ("supervisor", "service_officer")
 
 
-def can_view(user: User, case: Case) -> bool:
-    """Say whether a member of staff may read a case (sensitive services need a role that needs them)."""
-    if not case.service.sensitive:
+def can_view_service(user: User, service: Service) -> bool:
+    """Say whether a member of staff may read a service's cases and mail (sensitive ones need a role that needs them)."""
+    if not service.sensitive:
         return True
     if user.has_role("supervisor"):
         return True
-    return user.role == "service_officer" and user.service_id == case.service_id
+    return user.role == "service_officer" and user.service_id == service.id
+
+
+def can_view(user: User, case: Case) -> bool:
+    """Say whether a member of staff may read a case."""
+    return can_view_service(user, case.service)
 
 
 def can_work(user: User, case: Case) -> bool:
@@ -38,10 +43,8 @@ def check_view(user: User, case: Case) -> None:
 
 def hidden_services(user: User) -> list[int]:
     """Return the ids of sensitive services whose cases this user may not list."""
-    if user.has_role("supervisor"):
-        return []
     return [s.id for s in db.session.scalars(select(Service).where(Service.sensitive.is_(True)))
-            if not (user.role == "service_officer" and user.service_id == s.id)]
+            if not can_view_service(user, s)]
 
 
 def work_list(service_id: Optional[int], *, status: Optional[str] = None, at_risk: bool = False,

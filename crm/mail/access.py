@@ -4,15 +4,15 @@ A conversation belongs to a service through its case, else through its queue. Wh
 service is sensitive (adult social care), its conversations are for supervisors, admins, the
 service's own officers and the member of staff the conversation is assigned to (a supervisor
 gives an agent the need to know by assigning it); every read of one is audited. The rule is
-the cases area's (`crm.cases.queries.can_view`), extended by the assignment.
+the cases area's (`crm.cases.queries.can_view_service`), extended by the assignment.
 """
 from typing import Optional
 
 from flask import abort
-from sqlalchemy import and_, exists, not_, or_, select, true
+from sqlalchemy import and_, exists, not_, or_, true
 
 from ..audit import audit
-from ..extensions import db
+from ..cases.queries import can_view_service, hidden_services
 from ..models import Case, Conversation, Queue, Service, User
 
 
@@ -23,16 +23,10 @@ def owning_service(conversation: Conversation) -> Optional[Service]:
     return conversation.queue.service if conversation.queue is not None else None
 
 
-def _may_see_service(user: User, service: Service) -> bool:
-    return user.has_role("supervisor") or (user.role == "service_officer" and user.service_id == service.id)
-
-
 def can_view_conversation(user: User, conversation: Conversation) -> bool:
     """Say whether a member of staff may read a conversation."""
     service = owning_service(conversation)
-    if service is None or not service.sensitive:
-        return True
-    return _may_see_service(user, service) or conversation.assignee_id == user.id
+    return service is None or can_view_service(user, service) or conversation.assignee_id == user.id
 
 
 def check_view_conversation(user: User, conversation: Conversation) -> None:
@@ -46,10 +40,7 @@ def check_view_conversation(user: User, conversation: Conversation) -> None:
 
 def visible_conversations(user: User):
     """Return a WHERE condition keeping only the conversations this user may read (for lists)."""
-    if user.has_role("supervisor"):
-        return true()
-    hidden = [s.id for s in db.session.scalars(select(Service).where(Service.sensitive.is_(True)))
-              if not _may_see_service(user, s)]
+    hidden = hidden_services(user)
     if not hidden:
         return true()
     via_case = exists().where(Case.id == Conversation.case_id, Case.service_id.in_(hidden))

@@ -27,8 +27,8 @@ OPEN_STATES = ("open", "queued", "assigned", "waiting_customer")
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
 
 
-def _inbox_query(view: str, queue_id):
-    query = select(Conversation).where(Conversation.channel == "email", visible_conversations(current_user))
+def _inbox_query(view: str, queue_id, visible):
+    query = select(Conversation).where(Conversation.channel == "email", visible)
     if queue_id:
         query = query.where(Conversation.queue_id == queue_id)
     if view == "mine":
@@ -49,11 +49,12 @@ def inbox():
     queues = db.session.scalars(select(Queue).where(Queue.channel == "email").order_by(Queue.name)).all()
     queue_code = request.args.get("queue", "")
     queue = next((q for q in queues if q.code == queue_code), None)
+    visible = visible_conversations(current_user)
     conversations = db.session.scalars(
-        _inbox_query(view, queue.id if queue else None)
+        _inbox_query(view, queue.id if queue else None, visible)
         .order_by(Conversation.last_message_at.asc().nulls_last(), Conversation.id).limit(200)).all()
     counts = {name: db.session.scalar(select(func.count()).select_from(
-        _inbox_query(name, queue.id if queue else None).subquery())) for name in VIEWS}
+        _inbox_query(name, queue.id if queue else None, visible).subquery())) for name in VIEWS}
     return render_template("email/inbox.html", conversations=conversations, queues=queues, queue=queue,
                            view=view, views=VIEWS, counts=counts)
 
