@@ -1,0 +1,35 @@
+"""Role names and the sets of roles that may do things, named once for the whole app.
+
+`User.has_role` lets admins through every set; a set used in SQL (where `has_role` does not
+apply) says whether it includes admins in its name.
+"""
+from ..models.users import ROLES
+
+AGENT = "agent"
+SUPERVISOR = "supervisor"
+SERVICE_OFFICER = "service_officer"
+ADMIN = "admin"
+
+# Every staff role: signed in at all.
+STAFF = tuple(ROLES)
+# Answer residents on the live channels and the shared inbox; write customer records.
+FRONT_LINE = (AGENT, SUPERVISOR)
+# Take webchats from the agent console.
+CHAT_STAFF = FRONT_LINE
+# Users who may hold a chat or a conversation (for SQL: admins included, as has_role would).
+CHAT_HOLDERS_SQL = CHAT_STAFF + (ADMIN,)
+# Desk staff counted on the supervisor dashboard (for SQL: admins not counted).
+DESK_STAFF_SQL = (AGENT, SUPERVISOR)
+# Raise cases for residents.
+CASE_RAISERS = (AGENT, SUPERVISOR, SERVICE_OFFICER)
+# Work cases: change status, owner or service, post updates.
+CASE_WORKERS = (SUPERVISOR, SERVICE_OFFICER)
+# Watch the queues, move work, read reports, merge cases.
+SUPERVISORS = (SUPERVISOR,)
+# Read sensitive content (a sensitive service's cases, restricted customers, vulnerability notes)
+# without a service or an assignment that gives the need; officers qualify through their service.
+SENSITIVE_READERS = (SUPERVISOR,)
+# Set and clear vulnerability notes and a customer's restricted flag.
+SENSITIVE_WRITERS = (SUPERVISOR,)
+# Manage users, services and settings.
+ADMINS = (ADMIN,)
