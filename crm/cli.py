@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 
 from .errors import DomainError
 from .extensions import db
+from .models.users import ROLES
 
 crm = AppGroup("crm", help="Contact-centre CRM commands.")
 
@@ -19,7 +20,7 @@ def fail(message: str):
 
 @crm.command("create-user")
 @click.argument("email")
-@click.option("--role", required=True, type=click.Choice(["agent", "supervisor", "service_officer", "admin"]))
+@click.option("--role", required=True, type=click.Choice(ROLES))
 @click.option("--name", required=True)
 @click.option("--password", help="Prompted for when not given.")
 def create_user_command(email, role, name, password):

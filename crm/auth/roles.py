@@ -9,6 +9,8 @@ AGENT = "agent"
 SUPERVISOR = "supervisor"
 SERVICE_OFFICER = "service_officer"
 ADMIN = "admin"
+# Information governance: subject access, erasure, retention, the audit trail.
+RECORDS = "records"
 
 # Every staff role: signed in at all.
 STAFF = tuple(ROLES)
@@ -33,3 +35,8 @@ SENSITIVE_READERS = (SUPERVISOR,)
 SENSITIVE_WRITERS = (SUPERVISOR,)
 # Manage users, services and settings.
 ADMINS = (ADMIN,)
+# Run subject access exports, erasure, legal holds and retention, and read the audit trail. Admins do
+# not pass (they grant the role): check with records.access.require_records, not has_role.
+RECORDS_OFFICERS = (RECORDS,)
+# Edit the retention schedules.
+RETENTION_EDITORS = (RECORDS, ADMIN)
