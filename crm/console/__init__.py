@@ -4,3 +4,8 @@ from flask import Blueprint
 bp = Blueprint("console", __name__)
 
 from . import views  # noqa: E402,F401
+
+
+def register(app, api):
+    """Register the console pages."""
+    app.register_blueprint(bp)

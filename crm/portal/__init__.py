@@ -54,7 +54,7 @@ def resident_domain_error(error: DomainError):
     return render_template("portal/error.html", status=error.status, message=error.message), error.status
 
 
-def init_app(app):
+def register(app, api):
     """Register the resident and staff form pages; teach Jinja the GOV.UK Frontend macros."""
     # govuk-frontend-jinja 3.10.0 is the port of govuk-frontend 5.14.0, the version npm installs.
     app.jinja_loader = ChoiceLoader([

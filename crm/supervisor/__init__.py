@@ -4,7 +4,7 @@ from flask import Blueprint
 bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 
 
-def register(app):
+def register(app, api):
     """Register the supervisor pages, the /supervisor namespace and the figure pushes."""
     from . import cli, events, push, rollup, views  # noqa: F401  (events and cli attach on import)
     from ..navigation import add_nav_item
@@ -16,10 +16,7 @@ def register(app):
     app.jinja_env.globals["public_banners"] = views.public_banners_for_page
     add_nav_item("Dashboard", "supervisor.dashboard", "supervisor")
     add_nav_item("Reports", "supervisor.report_page", "supervisor")
-
-
-def api_blueprints():
-    """Return the supervisor area's API blueprints."""
     from .api import BLUEPRINTS
 
-    return list(BLUEPRINTS)
+    for blp in BLUEPRINTS:
+        api.register_blueprint(blp)

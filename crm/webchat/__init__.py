@@ -4,7 +4,7 @@ from flask import Blueprint
 bp = Blueprint("webchat", __name__)
 
 
-def register(app):
+def register(app, api):
     """Register webchat's pages, settings and Socket.IO handlers on the app."""
     from . import settings, views, events, push  # noqa: F401  (events registers handlers on import)
     from ..navigation import add_nav_item
