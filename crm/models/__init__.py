@@ -14,3 +14,4 @@ from .open311 import Open311Request
 from .portal import ResidentAccount, ResidentSignInToken, FormDraft
 from .webchat import ChatSession, AgentSocket, AgentSkill, OpeningHours, CannedReply
 from .supervisor import AgentStateChange, Banner, ChannelCost, ContactDailyTotal
+from .records import LegalHold, RetentionRule, RetentionRun, ErasureTombstone, RETENTION_KINDS, RETENTION_ACTIONS
