@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
+BENCH_BACKEND ?= sqlite
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run test deps assets browser migrate seed worker clean bench
@@ -13,6 +14,7 @@ $(BIN)/activate:
 $(VENV)/.deps: requirements.txt requirements-dev.txt | $(BIN)/activate
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-deps -e .  # the `crm` console command
 	touch $@
 
 deps: $(VENV)/.deps
@@ -46,7 +48,7 @@ migrate: deps
 	CRM_NO_MONKEY_PATCH=1 $(FLASK) db upgrade
 
 seed: migrate
-	CRM_NO_MONKEY_PATCH=1 $(FLASK) crm seed-demo --if-empty
+	$(FLASK) crm seed-demo --if-empty
 
 # The web server and the job worker (outbound mail, SLA sweeps) together; Ctrl-C stops both.
 run: deps assets seed
@@ -61,7 +63,9 @@ test: deps assets browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: deps
-	$(BIN)/python bench/customers.py
+	mkdir -p bench/data
+	$(BIN)/python bench/customers.py --backend $(BENCH_BACKEND)
 
 clean:
-	rm -rf $(VENV) node_modules static/vendor .pytest_cache
+	rm -rf $(VENV) node_modules static/vendor .pytest_cache *.egg-info
+# BENCH_BACKEND=both (or postgresql) adds PostgreSQL at postgresql+psycopg://postgres@127.0.0.1:5432/crm_bench.

@@ -5,7 +5,10 @@ import warnings
 # eventlet warns on import that it is in maintenance mode; DESIGN.md records why we keep it.
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
 
-if os.environ.get("CRM_NO_MONKEY_PATCH") != "1":  # flask CLI commands that must not be green
+# Only the server is green: `flask crm ...`, the worker and the tests import this module unpatched.
+SERVING = __name__ == "__main__" and os.environ.get("CRM_NO_MONKEY_PATCH") != "1"
+
+if SERVING:
     import eventlet
 
     eventlet.monkey_patch()
@@ -26,7 +29,7 @@ def _server_config():
     up to CRM_DB_POOL_TIMEOUT seconds instead. No pre-ping: it is a round trip per event; a
     connection that died is invalidated on its first error and replaced.
     """
-    if os.environ.get("CRM_NO_MONKEY_PATCH") == "1":
+    if not SERVING:
         return None
     from config import Config
 

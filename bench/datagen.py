@@ -183,6 +183,7 @@ def absolute_sqlite_url(url: str) -> str:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
         return url
+    os.makedirs(os.path.dirname(os.path.abspath(parsed.database)), exist_ok=True)  # bench/data/ on a fresh clone
     return parsed.set(database=os.path.abspath(parsed.database)).render_as_string(hide_password=False)
 
 

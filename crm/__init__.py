@@ -24,6 +24,17 @@ def socketio_channel(queue_url) -> str:
     return f"crm-socketio:{database or '0'}"
 
 
+def database_url(url: str) -> str:
+    """Accept the PostgreSQL URL forms hosts hand out (postgres://, postgresql://) with our installed driver."""
+    from importlib.util import find_spec
+
+    scheme, sep, rest = (url or "").partition("://")
+    if sep and scheme in ("postgres", "postgresql"):
+        driver = "psycopg" if find_spec("psycopg") else "psycopg2"
+        return f"postgresql+{driver}://{rest}"
+    return url
+
+
 def areas():
     """Return every area of the app in registration order; each exposes register(app, api)."""
     from importlib import import_module
@@ -42,6 +53,7 @@ def create_app(config=None):
         app.config.update(config)
     elif config is not None:
         app.config.from_object(config)
+    app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     os.makedirs(app.instance_path, exist_ok=True)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("crm").setLevel(app.config.get("LOG_LEVEL", "INFO"))
@@ -51,7 +63,9 @@ def create_app(config=None):
     from . import signals
 
     db.init_app(app)
-    migrate.init_app(app, db, render_as_batch=True)  # batch mode: SQLite cannot ALTER much
+    # batch mode: SQLite cannot ALTER much; an absolute directory so `crm db upgrade` works from anywhere.
+    migrate.init_app(app, db, render_as_batch=True,
+                     directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     signals.install(db.session)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"

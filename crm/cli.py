@@ -93,3 +93,14 @@ def seed_demo_command(if_empty, customers):
 def init_app(app):
     """Attach the command group to the app."""
     app.cli.add_command(crm)
+
+
+def main():
+    """Run `crm COMMAND ...` (the console script) exactly as `flask crm COMMAND ...`; `crm db ...` migrates."""
+    from flask.cli import FlaskGroup
+
+    from . import create_app
+
+    args = sys.argv[1:]
+    group = FlaskGroup(create_app=create_app, set_debug_flag=False)
+    group.main(args=args if args[:1] == ["db"] else ["crm", *args], prog_name="crm")

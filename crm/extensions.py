@@ -31,11 +31,29 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 
 
+import marshmallow as _ma  # noqa: E402
 from flask_smorest import Api as _SmorestApi  # noqa: E402
 
 
+class ErrorDetailSchema(_ma.Schema):
+    """What went wrong: a stable code, a sentence, and the fields at fault."""
+
+    code = _ma.fields.String(required=True, metadata={"example": "validation_error"})
+    message = _ma.fields.String(required=True)
+    fields = _ma.fields.Dict(keys=_ma.fields.String(), values=_ma.fields.List(_ma.fields.String()))
+
+
+class ErrorSchema(_ma.Schema):
+    """The body of every error answer: {"error": {"code", "message", "fields"}}."""
+
+    error = _ma.fields.Nested(ErrorDetailSchema, required=True)
+
+
 class Api(_SmorestApi):
-    """flask-smorest, minus its app-wide error handler: crm.errors_http answers errors in our shape."""
+    """flask-smorest, minus its app-wide error handler: crm.http_errors answers errors in our shape."""
+
+    # The OpenAPI document must describe the error body clients really get, not smorest's default.
+    ERROR_SCHEMA = ErrorSchema
 
     def _register_error_handlers(self):
         pass
