@@ -43,9 +43,14 @@ browser:
 	  echo "installing Debian's chromium for the browser tests" >&2; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2; }
 
-migrate: deps
+# A random key made once per installation, so nobody can sign a session for the demo either.
+instance/secret_key:
 	mkdir -p instance
-	CRM_NO_MONKEY_PATCH=1 $(FLASK) db upgrade
+	umask 077 && $(PYTHON) -c "import secrets; print(secrets.token_urlsafe(48))" > $@
+
+migrate: deps instance/secret_key
+	mkdir -p instance
+	$(FLASK) db upgrade
 
 seed: migrate
 	$(FLASK) crm seed-demo --if-empty
@@ -62,10 +67,10 @@ worker: deps
 test: deps assets browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# BENCH_BACKEND=both (or postgresql) adds PostgreSQL at postgresql+psycopg://postgres@127.0.0.1:5432/crm_bench.
 bench: deps
 	mkdir -p bench/data
 	$(BIN)/python bench/customers.py --backend $(BENCH_BACKEND)
 
 clean:
 	rm -rf $(VENV) node_modules static/vendor .pytest_cache *.egg-info
-# BENCH_BACKEND=both (or postgresql) adds PostgreSQL at postgresql+psycopg://postgres@127.0.0.1:5432/crm_bench.

@@ -15,8 +15,31 @@ def _bool(name, default=False):
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+DEV_SECRET_KEY = "dev-only-change-me"  # known to everyone: create_app refuses it outside debug and tests
+
+
+def instance_secret_key(path=BASE_DIR / "instance" / "secret_key"):
+    """Return this installation's random key from instance/, making it once when missing."""
+    import secrets
+
+    try:
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # two processes: one writes
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+        return path.read_text().strip() or None
+    except FileExistsError:
+        import time
+
+        time.sleep(0.2)  # another process made it this instant: let it finish writing
+        return path.read_text().strip() or None
+    except OSError:
+        return None  # read-only deployment: SECRET_KEY must come from the environment
+
+
 class Config:
-    SECRET_KEY = os.environ.get("SECRET_KEY") or "dev-only-change-me"
+    SECRET_KEY = os.environ.get("SECRET_KEY") or instance_secret_key() or DEV_SECRET_KEY
     SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
         f"sqlite:///{BASE_DIR / 'instance' / 'crm.sqlite3'}"
     )

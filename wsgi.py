@@ -63,7 +63,8 @@ def serve():
     gc.collect()
     gc.freeze()
     gc.set_threshold(int(os.environ.get("CRM_GC_YOUNG_THRESHOLD", "3000")), 50, 100)
-    eventlet.wsgi.server(listener, app, log_output=False, max_size=int(os.environ.get("CRM_MAX_CONNECTIONS", "10000")))
+    # debug=False: eventlet would otherwise put a raw traceback in the body of an unhandled 500.
+    eventlet.wsgi.server(listener, app, log_output=False, debug=app.debug, max_size=int(os.environ.get("CRM_MAX_CONNECTIONS", "10000")))
 
 
 if __name__ == "__main__":

@@ -55,6 +55,11 @@ def create_app(config=None):
         app.config.from_object(config)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     os.makedirs(app.instance_path, exist_ok=True)
+    from config import DEV_SECRET_KEY
+
+    if app.config["SECRET_KEY"] in (DEV_SECRET_KEY, None, "") and not (app.debug or app.testing):
+        raise RuntimeError("SECRET_KEY is the public development key: set SECRET_KEY or let "
+                           "instance/secret_key be created (make run does it)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("crm").setLevel(app.config.get("LOG_LEVEL", "INFO"))
 
@@ -67,6 +72,9 @@ def create_app(config=None):
     migrate.init_app(app, db, render_as_batch=True,
                      directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     signals.install(db.session)
+    from . import outbox
+
+    outbox.install(db.session)  # after-commit work owed by a change is relayed once it commits
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"

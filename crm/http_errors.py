@@ -31,6 +31,47 @@ def wants_json() -> bool:
     )
 
 
+RESIDENT_ENDPOINTS = ("webchat.chat", "webchat.widget")
+# Raw HTML for when even the error page cannot be rendered (say the database is away).
+BARE_PAGE = ("<!doctype html><html lang=\"en-GB\"><head><meta charset=\"utf-8\"><title>Sorry, there is a problem"
+             "</title></head><body><h1>Sorry, there is a problem</h1><p>{message}</p></body></html>")
+
+
+def resident_facing() -> bool:
+    """Say whether the request came from a resident page (or from someone who is not staff)."""
+    endpoint = request.endpoint or ""
+    if endpoint.startswith("portal.") or endpoint in RESIDENT_ENDPOINTS:
+        return True
+    if endpoint:
+        return False
+    try:
+        from flask_login import current_user
+
+        return not current_user.is_authenticated
+    except Exception:  # noqa: BLE001 - an error page must not fail on who is asking
+        return True
+
+
+def error_page(status: int, message: str):
+    """Render the friendly page for a status: the GOV.UK one for residents, the console's for staff."""
+    template = "portal/error.html" if resident_facing() else "errors/error.html"
+    try:
+        return render_template(template, status=status, message=message), status
+    except Exception:  # noqa: BLE001 - the last resort still says something useful, never a traceback
+        log.exception("could not render the error page")
+        from markupsafe import escape
+
+        return BARE_PAGE.format(message=escape(message)), status, {"Content-Type": "text/html; charset=utf-8"}
+
+
+def _rollback_quietly():
+    """Roll back what the request left; a lost connection must not turn the error into another."""
+    try:
+        db.session.rollback()
+    except Exception:  # noqa: BLE001
+        log.warning("rollback after an error failed", exc_info=True)
+
+
 def error_response(status: int, message: str, code=None, fields=None):
     """Build the contract's error body with a status."""
     body = {"error": {"code": code or CODES.get(status, "error"), "message": message, "fields": fields or {}}}
@@ -54,10 +95,10 @@ def init_app(app):
 
     @app.errorhandler(DomainError)
     def domain_error(error: DomainError):
-        db.session.rollback()
+        _rollback_quietly()
         if wants_json():
             return error_response(error.status, error.message, error.code, error.fields)
-        return render_template("errors/error.html", status=error.status, message=error.message), error.status
+        return error_page(error.status, error.message)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
@@ -71,24 +112,22 @@ def init_app(app):
             if status == 401:
                 response.headers["WWW-Authenticate"] = 'Bearer realm="crm"'
             return response, status
-        return render_template("errors/error.html", status=status, message=error.description), status
+        return error_page(status, error.description)
 
     @app.errorhandler(IntegrityError)
     @app.errorhandler(DataError)
     def database_refusal(error):
         # A constraint the validation did not foresee: the input was wrong, not the server.
-        db.session.rollback()
+        _rollback_quietly()
         log.warning("database refused a write: %s", error.orig)
         if wants_json():
             return error_response(409, "The change conflicts with stored data", "conflict")
-        return render_template("errors/error.html", status=409,
-                               message="That change conflicts with stored data."), 409
+        return error_page(409, "That change conflicts with stored data.")
 
     @app.errorhandler(Exception)
     def unexpected(error):
-        db.session.rollback()
+        _rollback_quietly()
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
             return error_response(500, "Something went wrong on our side", "internal_error")
-        return render_template("errors/error.html", status=500,
-                               message="Something went wrong on our side."), 500
+        return error_page(500, "Something went wrong on our side. Try again in a few minutes.")
