@@ -75,6 +75,11 @@ class Config:
     # Realtime: keep the async mode a setting so a move to gevent is one line.
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE") or "eventlet"
 
+    # Outbox (crm/outbox.py): the worker runs owed work the queue never got after this grace.
+    OUTBOX_RELAY_GRACE_SECONDS = float(os.environ.get("OUTBOX_RELAY_GRACE_SECONDS") or 10)
+    OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS") or 5)
+    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS") or 8)
+
     # Sessions: HttpOnly and SameSite always; Secure when served over HTTPS.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"

@@ -15,13 +15,22 @@ from config import BASE_DIR
 def _make_huey():
     url = os.environ.get("REDIS_URL")
     if url:
-        return RedisHuey("crm", url=url)
-    os.makedirs(BASE_DIR / "instance", exist_ok=True)
-    return SqliteHuey("crm", filename=str(BASE_DIR / "instance" / "jobs.sqlite3"))
+        from redis import ConnectionPool
+
+        # Short timeouts: a Redis that is down or paused fails an enqueue in seconds, never hangs it
+        # (the outbox runs what could not be enqueued). Reads outlast the consumer's 1 s blocking pop.
+        pool = ConnectionPool.from_url(url, socket_connect_timeout=1, socket_timeout=5, health_check_interval=30)
+        return RedisHuey("crm", connection_pool=pool)
+    # CRM_JOBS_FILE: another SQLite queue file, so a test's server and worker share one of their own.
+    filename = os.environ.get("CRM_JOBS_FILE") or str(BASE_DIR / "instance" / "jobs.sqlite3")
+    os.makedirs(os.path.dirname(filename), exist_ok=True)
+    return SqliteHuey("crm", filename=filename)
 
 
 huey = _make_huey()
 _worker_app = None
+# Job functions by name, so the outbox can run a job from its stored name (crm/outbox.py).
+_functions = {}
 
 
 def init_app(app):
@@ -44,8 +53,22 @@ def _in_app_context(fn):
 def job(**options):
     """Declare a background task (options as huey.task: retries, retry_delay, ...)."""
     def decorator(fn):
-        return huey.task(**options)(_in_app_context(fn))
+        runner = _in_app_context(fn)
+        wrapper = huey.task(**options)(runner)
+        wrapper.outbox_name = f"{fn.__module__}.{fn.__name__}"
+        _functions[wrapper.outbox_name] = runner
+        return wrapper
     return decorator
+
+
+def job_name(task) -> str:
+    """Return the stored name of a job declared with @job() (or the name itself)."""
+    return task if isinstance(task, str) else task.outbox_name
+
+
+def job_function(name: str):
+    """Return the plain function of a job by its stored name (KeyError when unknown)."""
+    return _functions[name]
 
 
 def periodic_job(schedule, **options):
@@ -53,6 +76,11 @@ def periodic_job(schedule, **options):
     def decorator(fn):
         return huey.periodic_task(schedule, **options)(_in_app_context(fn))
     return decorator
+
+
+def registered_jobs() -> set[str]:
+    """Return the names of the jobs this process's queue knows (what a worker here can run)."""
+    return set(huey._registry._registry)
 
 
 def app_config(name, default=None):

@@ -3,7 +3,7 @@ import logging
 
 from ..extensions import db
 from ..jobs import crontab, job, periodic_job
-from .notify import case_routed, notify_new_owner
+from .notify import notify_new_owner
 from .service import close_resolved_after_window, mark_sla_states
 
 log = logging.getLogger(__name__)
@@ -29,10 +29,3 @@ def case_sla_sweep():
 def notify_owner_job(case_id: int, rerouted: bool):
     """Tell a case's new owner by email, retried while the mail relay is away."""
     return notify_new_owner(case_id, rerouted)
-
-
-@case_routed.connect
-def _queue_owner_notification(sender, case_id, assignee_id=None, rerouted=False, **payload):
-    """After commit: a re-routed case tells its new service, an assigned one its officer."""
-    if rerouted or assignee_id is not None:
-        notify_owner_job(case_id, rerouted)

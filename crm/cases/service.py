@@ -165,6 +165,8 @@ def assign_case(case: Case, assignee: Optional[User], actor=None) -> Optional[Ca
                       to_value=assignee.name if assignee else f"{case.service.name} team")
     send_after_commit(case_routed, case_id=case.id, service_id=case.service_id, queue_id=case.queue_id,
                       assignee_id=case.assignee_id, rerouted=False)
+    if assignee is not None:
+        _owe_owner_notification(case, rerouted=False)
     return event
 
 
@@ -206,7 +208,16 @@ def reroute_case(case: Case, service_code: str, actor=None, *, category: Optiona
           to_service=service.code, reason=reason)
     send_after_commit(case_routed, case_id=case.id, service_id=service.id, queue_id=case.queue_id,
                       assignee_id=None, rerouted=True)
+    _owe_owner_notification(case, rerouted=True)
     return event
+
+
+def _owe_owner_notification(case: Case, rerouted: bool) -> None:
+    """Owe the new owner their email in this transaction (the outbox sends it after the commit)."""
+    from ..outbox import enqueue_after_commit  # noqa: PLC0415
+    from .jobs import notify_owner_job  # noqa: PLC0415  (jobs imports this module)
+
+    enqueue_after_commit(notify_owner_job, case.id, rerouted)
 
 
 def add_note(case: Case, body: str, actor=None) -> CaseEvent:

@@ -14,4 +14,5 @@ from .open311 import Open311Request
 from .portal import ResidentAccount, ResidentSignInToken, FormDraft
 from .webchat import ChatSession, AgentSocket, AgentSkill, OpeningHours, CannedReply
 from .supervisor import AgentStateChange, Banner, ChannelCost, ContactDailyTotal
+from .outbox import OutboxJob
 from .records import LegalHold, RetentionRule, RetentionRun, ErasureTombstone, RETENTION_KINDS, RETENTION_ACTIONS

@@ -42,8 +42,8 @@ def resident_required(view):
 
 def _email_link(account, already_registered=False) -> None:
     secret = issue_sign_in_link(account)
-    db.session.commit()
     send_sign_in_link(account, url_for(".sign_in_link", secret=secret, _external=True), already_registered)
+    db.session.commit()
 
 
 def _sign_in_page(errors=None, values=None, status=200, link_errors=None):

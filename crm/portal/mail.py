@@ -54,8 +54,8 @@ def sign_in_link_body(name: str, url: str, already_registered: bool = False) -> 
 
 
 def send_sign_in_link(account, url: str, already_registered: bool = False) -> None:
-    """Queue the sign-in link email; a relay failure is logged, never shown as a 500."""
-    try:
-        send_account_mail(account.email, "Your sign-in link", sign_in_link_body(account.name, url, already_registered))
-    except (OSError, smtplib.SMTPException) as error:
-        log.warning("sign-in link for account %s not sent: %s", account.id, error)
+    """Owe the sign-in link email in this transaction: the outbox sends it after the commit, retried."""
+    from ..outbox import enqueue_after_commit  # noqa: PLC0415
+
+    enqueue_after_commit(send_account_mail, account.email, "Your sign-in link",
+                         sign_in_link_body(account.name, url, already_registered))
