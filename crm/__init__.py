@@ -40,7 +40,7 @@ def areas():
     from importlib import import_module
 
     # Order matters only for the console navigation, which lists links as areas add them.
-    names = ("auth", "api", "console", "admin", "cases", "open311", "webchat", "portal", "supervisor", "mail", "records")
+    names = ("auth", "api", "console", "admin", "cases", "open311", "webchat", "portal", "supervisor", "mail", "records", "knowledge")
     return [import_module(f"{__name__}.{name}") for name in names]
 
 

@@ -13,7 +13,7 @@ from .customers.identity import add_address, add_identity, set_name
 from .customers.timeline import record_contact
 from .extensions import db
 from .models import (
-    Category, Customer, FormDefinition, KnowledgeArticle, Queue, RoutingRule, Service, User, utcnow,
+    Category, Customer, FormDefinition, Queue, RoutingRule, Service, User, utcnow,
 )
 
 SERVICES = [
@@ -113,12 +113,6 @@ def seed_services():
         Queue(code="webchat", name="Webchat", channel="webchat"),
         Queue(code="general_email", name="General email", channel="email", service_id=general.id),
         Queue(code="phone", name="Phone", channel="phone"),
-    ])
-    db.session.add_all([
-        KnowledgeArticle(title="Bin collection days", body="Look up your collection day by postcode on the website.",
-                         url="https://www.council.example/bins"),
-        KnowledgeArticle(title="Library opening hours", body="Most libraries open 9am to 5pm, Monday to Saturday.",
-                         url="https://www.council.example/libraries"),
     ])
     highways = db.session.scalar(select(Service).where(Service.code == "highways"))
     db.session.add(FormDefinition(
@@ -257,6 +251,9 @@ def seed_demo(password: str, customers: int = 300, seed: int = 2026):
     from .webchat.demo import seed_webchat
 
     seed_webchat()
+    from .knowledge.demo import seed_knowledge
+
+    seed_knowledge()
     db.session.commit()
     from .mail.demo import seed_email_demo
 

@@ -11,6 +11,9 @@ from sqlalchemy import create_engine, inspect, text
 
 from crm import create_app
 from crm.extensions import db
+from crm.models.knowledge import include_in_schema_comparison
+
+OPTS = {"compare_type": True, "include_object": include_in_schema_comparison}
 
 
 def _migrated_app(url):
@@ -29,7 +32,7 @@ def test_migrations_from_empty_match_the_models_on_sqlite():
     with app.app_context():
         upgrade()
         with db.engine.connect() as conn:
-            diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
+            diffs = compare_metadata(MigrationContext.configure(conn, opts=OPTS), db.metadata)
         assert _meaningful(diffs) == []
         assert "contacts" in inspect(db.engine).get_table_names()
         db.engine.dispose()
@@ -49,7 +52,7 @@ def test_migrations_from_empty_match_the_models_on_postgresql(database_url):
         with app.app_context():
             upgrade()
             with db.engine.connect() as conn:
-                diffs = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), db.metadata)
+                diffs = compare_metadata(MigrationContext.configure(conn, opts=OPTS), db.metadata)
             assert diffs == []
             db.engine.dispose()
     finally:

@@ -11,6 +11,8 @@ SERVICE_OFFICER = "service_officer"
 ADMIN = "admin"
 # Information governance: subject access, erasure, retention, the audit trail.
 RECORDS = "records"
+# Help content: drafts and publishes knowledge articles.
+EDITOR = "editor"
 
 # Every staff role: signed in at all.
 STAFF = tuple(ROLES)
@@ -40,3 +42,7 @@ ADMINS = (ADMIN,)
 RECORDS_OFFICERS = (RECORDS,)
 # Edit the retention schedules.
 RETENTION_EDITORS = (RECORDS, ADMIN)
+# Draft, publish and archive help articles (public help and staff guidance).
+ARTICLE_EDITORS = (EDITOR, SUPERVISOR)
+# Post and withdraw service notices shown on every channel.
+NOTICE_POSTERS = SUPERVISORS

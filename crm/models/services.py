@@ -77,18 +77,6 @@ class RoutingRule(db.Model):
     queue = relationship("Queue")
 
 
-class KnowledgeArticle(db.Model):
-    """Signposting: an answer an agent can give or link at first contact."""
-
-    __tablename__ = "knowledge_articles"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    title: Mapped[str] = mapped_column(String(200))
-    body: Mapped[str] = mapped_column(Text)
-    url: Mapped[Optional[str]] = mapped_column(String(500))
-    service_id: Mapped[Optional[int]] = mapped_column(ForeignKey("services.id"))
-
-
 class FormDefinition(db.Model):
     """A public web form of a service, defined as data (fields, types, options).
 

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from ..extensions import db
 from .types import UTCDateTime, utcnow
 
-ROLES = ("agent", "supervisor", "service_officer", "records", "admin")
+ROLES = ("agent", "supervisor", "service_officer", "records", "editor", "admin")
 PRESENCE_STATES = ("available", "busy", "away", "offline")
 
 

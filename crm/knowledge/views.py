@@ -1,0 +1,209 @@
+"""Staff pages: the knowledge base (read by all staff, edited by editors), guidance for the console's
+panels, and service notices (posted by supervisors)."""
+from datetime import date, datetime, timedelta
+
+from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from ..auth.access import roles_required
+from ..auth.roles import ARTICLE_EDITORS, NOTICE_POSTERS
+from ..errors import DomainError
+from ..extensions import db
+from ..models import ARTICLE_AUDIENCES, ARTICLE_STATUSES, ArticleFeedback, KnowledgeArticle, Service, ServiceNotice, utcnow
+from ..portal import COUNCIL_TZ
+from . import articles, notices, search
+from .articles import ArticleChanges
+from .markdown import render
+
+bp = Blueprint("knowledge", __name__, url_prefix="/knowledge")
+PAGE_SIZE = 50
+
+
+def _services():
+    return list(db.session.scalars(select(Service).where(Service.active.is_(True)).order_by(Service.name)))
+
+
+@bp.route("/")
+@roles_required()
+def list_page():
+    """Search or browse articles; editors also see drafts and archived ones."""
+    query = (request.args.get("q") or "").strip()[:200]
+    audience = request.args.get("audience") if request.args.get("audience") in ARTICLE_AUDIENCES else None
+    editor = articles.can_edit(current_user)
+    status = request.args.get("status") if editor and request.args.get("status") in ARTICLE_STATUSES else None
+    statuses = (status,) if status else (ARTICLE_STATUSES if editor else ("published",))
+    audiences = (audience,) if audience else ARTICLE_AUDIENCES
+    if query:
+        items = search.search(query, audiences=audiences, statuses=statuses, limit=PAGE_SIZE)
+    else:
+        items = list(db.session.scalars(select(KnowledgeArticle).where(
+            KnowledgeArticle.status.in_(statuses), KnowledgeArticle.audience.in_(audiences))
+            .order_by(KnowledgeArticle.updated_at.desc(), KnowledgeArticle.id.desc()).limit(PAGE_SIZE)))
+    due = date.today()
+    return render_template("knowledge/list.html", items=items, query=query, audience=audience, status=status,
+                           editor=editor, due=due)
+
+
+@bp.route("/<int:article_id>")
+@roles_required()
+def article_page(article_id):
+    """One article as staff see it, with its versions and what readers said."""
+    article = db.session.get(KnowledgeArticle, article_id)
+    if article is None or not articles.staff_can_read(current_user, article):
+        abort(404)
+    reasons = list(db.session.scalars(select(ArticleFeedback).where(
+        ArticleFeedback.article_id == article.id, ArticleFeedback.reason.is_not(None))
+        .order_by(ArticleFeedback.created_at.desc()).limit(10)))
+    return render_template("knowledge/article.html", article=article, body=render(article.body),
+                           editor=articles.can_edit(current_user), reasons=reasons)
+
+
+def _changes_from_form(form) -> ArticleChanges:
+    review = (form.get("review_on") or "").strip()
+    try:
+        review_on = date.fromisoformat(review) if review else None
+    except ValueError:
+        raise DomainError("Check the article", {"review_on": ["Enter a date like 2027-03-31"]}) from None
+    return ArticleChanges(
+        title=form.get("title", ""), summary=form.get("summary", ""), body=form.get("body", ""),
+        audience=form.get("audience") or "public", status=form.get("status") or "draft",
+        service=form.get("service", ""), categories=(form.get("categories") or "").replace(",", " ").split(),
+        keywords=(form.get("keywords") or "").replace(",", " ").split(), review_on=review_on,
+        note=form.get("note"))
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@roles_required(*ARTICLE_EDITORS)
+def new_article():
+    """Draft a new article."""
+    if request.method == "POST":
+        try:
+            article = articles.create_article(current_user, _changes_from_form(request.form))
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            return render_template("knowledge/edit.html", article=None, values=request.form, errors=error.fields,
+                                   services=_services()), error.status
+        flash(f"“{article.title}” saved ({article.status})", "success")
+        return redirect(url_for("knowledge.article_page", article_id=article.id))
+    return render_template("knowledge/edit.html", article=None, values={"audience": "public", "status": "draft"},
+                           errors={}, services=_services())
+
+
+@bp.route("/<int:article_id>/edit", methods=["GET", "POST"])
+@roles_required(*ARTICLE_EDITORS)
+def edit_article(article_id):
+    """Change an article; saving makes a new version."""
+    article = db.session.get(KnowledgeArticle, article_id)
+    if article is None:
+        abort(404)
+    if request.method == "POST":
+        try:
+            articles.update_article(current_user, article, _changes_from_form(request.form))
+            db.session.commit()
+        except DomainError as error:
+            db.session.rollback()
+            return render_template("knowledge/edit.html", article=article, values=request.form,
+                                   errors=error.fields, services=_services()), error.status
+        flash(f"“{article.title}” saved as version {article.version}", "success")
+        return redirect(url_for("knowledge.article_page", article_id=article.id))
+    values = {"title": article.title, "summary": article.summary, "body": article.body, "audience": article.audience,
+              "status": article.status, "service": article.service.code if article.service else "",
+              "categories": article.categories, "keywords": article.keywords,
+              "review_on": article.review_on.isoformat() if article.review_on else ""}
+    return render_template("knowledge/edit.html", article=article, values=values, errors={}, services=_services())
+
+
+@bp.route("/guidance")
+@roles_required()
+def guidance():
+    """Answer the console's guidance panel: articles for a reason for contact, a service or words typed."""
+    category = (request.args.get("category") or "").strip()[:60] or None
+    query = (request.args.get("q") or "").strip()[:200]
+    service_code = (request.args.get("service") or "").strip()[:40]
+    service_id = db.session.scalar(select(Service.id).where(Service.code == service_code)) if service_code else None
+    found = articles.for_category(category, service_id) if (category or service_id) else []
+    if query and len(found) < 6:
+        found += [a for a in search.search(query, audiences=("public", "staff"), limit=6) if a not in found]
+    live = notices.live_notices(service_id=service_id) if service_id else []
+    return jsonify({
+        "items": [{"id": a.id, "title": a.title, "summary": a.summary, "audience": a.audience,
+                   "url": url_for("knowledge.article_page", article_id=a.id),
+                   "public_url": url_for("help.article", slug=a.slug, _external=True) if a.audience == "public" else None}
+                  for a in found[:6]],
+        "notices": [{"id": n.id, "service": n.service.name, "message": n.message, "areas": n.areas} for n in live],
+    })
+
+
+@bp.route("/notices", methods=["GET", "POST"])
+@roles_required()
+def notices_page():
+    """Live, coming and ended notices; supervisors post new ones here."""
+    errors, values, status = {}, {}, 200
+    if request.method == "POST":
+        if not current_user.has_role(*NOTICE_POSTERS):
+            abort(403)
+        values = request.form
+        try:
+            ends_at = _local_datetime(request.form.get("ends_on"), request.form.get("ends_time") or "23:59", "ends_at")
+            starts_raw = (request.form.get("starts_on") or "").strip()
+            starts_at = _local_datetime(starts_raw, request.form.get("starts_time") or "00:00",
+                                        "starts_at") if starts_raw else None
+            notice = notices.post_notice(current_user, request.form.get("service"), request.form.get("message"),
+                                         ends_at, starts_at, request.form.get("areas"))
+            db.session.commit()
+            flash(f"Notice posted for {notice.service.name}", "success")
+            return redirect(url_for("knowledge.notices_page"))
+        except DomainError as error:
+            db.session.rollback()
+            errors, status = error.fields, error.status
+    now = utcnow()
+    recent = list(db.session.scalars(select(ServiceNotice).where(ServiceNotice.ends_at > now - timedelta(days=30))
+                                     .order_by(ServiceNotice.starts_at.desc()).limit(100)))
+    demand = {row["notice"].id: row["contacts"] for row in notices.notice_demand(now - timedelta(days=30), now)}
+    return render_template("knowledge/notices.html", recent=recent, now=now, demand=demand, errors=errors,
+                           values=values, services=_services(),
+                           poster=current_user.has_role(*NOTICE_POSTERS)), status
+
+
+@bp.route("/notices/<int:notice_id>/withdraw", methods=["POST"])
+@roles_required(*NOTICE_POSTERS)
+def withdraw_notice(notice_id):
+    """End a notice now."""
+    try:
+        notices.withdraw_notice(current_user, notice_id)
+        db.session.commit()
+        flash("Notice withdrawn", "success")
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+    return redirect(url_for("knowledge.notices_page"))
+
+
+def _local_datetime(day: str, time: str, name: str) -> datetime:
+    """Read a council-local date and time from a form as an aware UTC datetime."""
+    try:
+        local = datetime.combine(date.fromisoformat((day or "").strip()),
+                                 datetime.strptime((time or "").strip(), "%H:%M").time())
+    except ValueError:
+        raise DomainError("Check the notice", {name: ["Enter a date like 2027-03-31 and a time like 17:00"]}) from None
+    return local.replace(tzinfo=COUNCIL_TZ).astimezone(tz=utcnow().tzinfo)
+
+
+@bp.route("/uses", methods=["POST"])
+@roles_required()
+def record_use():
+    """Record that the signed-in agent sent an article's link in a chat or email reply."""
+    from ..models import Conversation
+
+    data = request.get_json(silent=True) or {}
+    conversation_id = data.get("conversation_id")
+    if conversation_id is not None and (not isinstance(conversation_id, int) or isinstance(conversation_id, bool)
+                                        or db.session.get(Conversation, conversation_id) is None):
+        return jsonify({"error": {"code": "not_found", "message": "No such conversation", "fields": {}}}), 404
+    channel = data.get("channel") if data.get("channel") in ("chat", "email", "call") else "call"
+    uses = articles.record_use(current_user, [data.get("article_id")], {"chat": "webchat", "call": "phone"}.get(
+        channel, channel), conversation_id=conversation_id)
+    db.session.commit()
+    return jsonify({"recorded": len(uses)}), 201
