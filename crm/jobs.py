@@ -21,8 +21,10 @@ def _make_huey():
         # (the outbox runs what could not be enqueued). Reads outlast the consumer's 1 s blocking pop.
         pool = ConnectionPool.from_url(url, socket_connect_timeout=1, socket_timeout=5, health_check_interval=30)
         return RedisHuey("crm", connection_pool=pool)
-    os.makedirs(BASE_DIR / "instance", exist_ok=True)
-    return SqliteHuey("crm", filename=str(BASE_DIR / "instance" / "jobs.sqlite3"))
+    # CRM_JOBS_FILE: another SQLite queue file, so a test's server and worker share one of their own.
+    filename = os.environ.get("CRM_JOBS_FILE") or str(BASE_DIR / "instance" / "jobs.sqlite3")
+    os.makedirs(os.path.dirname(filename), exist_ok=True)
+    return SqliteHuey("crm", filename=filename)
 
 
 huey = _make_huey()
@@ -74,6 +76,11 @@ def periodic_job(schedule, **options):
     def decorator(fn):
         return huey.periodic_task(schedule, **options)(_in_app_context(fn))
     return decorator
+
+
+def registered_jobs() -> set[str]:
+    """Return the names of the jobs this process's queue knows (what a worker here can run)."""
+    return set(huey._registry._registry)
 
 
 def app_config(name, default=None):

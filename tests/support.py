@@ -98,3 +98,49 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
+
+
+class WorkerProcess:
+    """A real job worker process: python -m crm.worker, logging to a file the test can read."""
+
+    def __init__(self, database_url, **settings):
+        self.env = dict(os.environ, DATABASE_URL=database_url, SECRET_KEY="test-secret", PYTHONUNBUFFERED="1")
+        self.env.pop("REDIS_URL", None)
+        self.env.update({k: str(v) for k, v in settings.items()})
+        self.log = tempfile.NamedTemporaryFile(suffix=".log")
+        self.proc = subprocess.Popen([sys.executable, "-m", "crm.worker"], cwd=ROOT, env=self.env,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def output(self) -> str:
+        with open(self.log.name, encoding="utf-8", errors="replace") as log:
+            return log.read()
+
+    def registered_jobs(self, timeout: float = 60) -> set[str]:
+        """Wait for the consumer's start-up list of the jobs it can run and return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.output()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"worker exited: {text[-3000:]}")
+            start = text.find("The following commands are available:")
+            if start >= 0:
+                lines = text[start:].splitlines()[1:]
+                names = set()
+                for line in lines:
+                    if not line.startswith("+ "):
+                        break
+                    names.add(line[2:].strip())
+                if names:
+                    return names
+            time.sleep(0.2)
+        raise RuntimeError(f"worker did not list its jobs: {self.output()[-3000:]}")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.log.close()

@@ -25,6 +25,8 @@ class ChatSession(db.Model):
     queued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     priority: Mapped[int] = mapped_column(SmallInteger, default=0)
     assigned_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # The first agent's start: a chat's handle time runs from it, whoever held the chat since.
+    first_assigned_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     ended_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     # Set when the resident was offered "leave a message" (no agent in time).
     offline_offered_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)

@@ -80,6 +80,7 @@ def move_conversation(actor, conversation_id: int, *, agent_id: Optional[int] = 
         if chat is not None:
             conversation.status = "assigned"
             chat.assigned_at = now
+            chat.first_assigned_at = chat.first_assigned_at or now
     else:
         queue = db.session.scalar(select(Queue).where(Queue.code == queue_code))
         if queue is None:

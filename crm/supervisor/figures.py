@@ -277,6 +277,31 @@ def serialise_banner(banner: Banner) -> dict:
     }
 
 
+def live_conversations(limit: int = 100) -> list[Conversation]:
+    """Return the open chats and emails a supervisor may move, oldest first."""
+    from sqlalchemy.orm import selectinload
+
+    return db.session.scalars(
+        select(Conversation)
+        .where(Conversation.channel.in_(("webchat", "email")), Conversation.status.in_(ACTIVE_CONVERSATION))
+        .options(selectinload(Conversation.assignee), selectinload(Conversation.queue))
+        .order_by(Conversation.created_at, Conversation.id).limit(limit)
+    ).all()
+
+
+def movable_label(conversation: Conversation) -> str:
+    """Return how the move form lists a conversation."""
+    channel = {"webchat": "Webchat", "email": "Email"}.get(conversation.channel, conversation.channel)
+    parts = [f"#{conversation.id} {channel}", conversation.status.replace("_", " "),
+             conversation.assignee.name if conversation.assignee else "unassigned"]
+    if conversation.queue:
+        parts.append(conversation.queue.name)
+    about = (conversation.subject or conversation.topic or "")[:60]
+    if about:
+        parts.append(about)
+    return " · ".join(parts)
+
+
 def dashboard_snapshot(now: Optional[datetime] = None) -> dict:
     """Return everything the live dashboard shows; `items` is exactly GET /queues' list."""
     now = now or current_time()
@@ -287,4 +312,5 @@ def dashboard_snapshot(now: Optional[datetime] = None) -> dict:
         "channels": channel_figures(queues),
         "agents": agent_figures(now),
         "banners": [serialise_banner(b) for b in active_banners(now)],
+        "movable": [{"id": c.id, "channel": c.channel, "label": movable_label(c)} for c in live_conversations()],
     }

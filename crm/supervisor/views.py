@@ -8,16 +8,34 @@ from sqlalchemy import select
 from ..auth.access import roles_required
 from ..errors import DomainError
 from ..extensions import db
-from ..models import CHANNELS, ChatSession, Conversation, Queue, User
+from ..models import CHANNELS, Queue, User
 from . import actions, bp, reports, tables
 from .csvout import csv_response
-from .figures import ACTIVE_CONVERSATION, DESK_ROLES, active_banners, current_time, dashboard_snapshot
+from .figures import (
+    DESK_ROLES, active_banners, current_time, dashboard_snapshot, live_conversations, movable_label,
+)
 
 SUPERVISORS = ("supervisor",)  # admins always pass
 CHANNEL_LABELS = {
     "phone": "Phone", "email": "Email", "webchat": "Webchat", "web_form": "Web form",
     "open311": "Open311 app", "face_to_face": "Face to face", "letter": "Letter", "cases": "Cases",
 }
+
+
+@bp.app_template_filter("wait_duration")
+def wait_duration(seconds) -> str:
+    """Show a length of time as the dashboard does: 2 days 3 h, 1 h 5 min, 4 min 10 s, 9 s."""
+    seconds = max(0, int(seconds or 0))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} day{'s' if days != 1 else ''} {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} s"
 
 
 def _back(anchor: str = ""):
@@ -48,16 +66,6 @@ def _int_field(name: str):
         raise DomainError(f"{name} must be a whole number", {name: ["a whole number"]}) from None
 
 
-def _live_conversations(limit: int = 100):
-    """Return the open chats and emails, longest waiting first, for the move form."""
-    return db.session.execute(
-        select(Conversation, ChatSession.queued_at)
-        .outerjoin(ChatSession, ChatSession.conversation_id == Conversation.id)
-        .where(Conversation.channel.in_(("webchat", "email")), Conversation.status.in_(ACTIVE_CONVERSATION))
-        .order_by(Conversation.created_at).limit(limit)
-    ).all()
-
-
 def _render_dashboard(status: int = 200):
     snapshot = dashboard_snapshot()
     agents = db.session.scalars(
@@ -66,7 +74,7 @@ def _render_dashboard(status: int = 200):
                                 .order_by(Queue.channel, Queue.name)).all()
     return render_template(
         "supervisor/dashboard.html", snapshot=snapshot, agents=agents, queues=queues,
-        conversations=_live_conversations(), hours=actions.weekly_hours(), weekdays=actions.WEEKDAYS,
+        conversations=live_conversations(), movable_label=movable_label, hours=actions.weekly_hours(), weekdays=actions.WEEKDAYS,
         labels=CHANNEL_LABELS, max_capacity=actions.MAX_CHAT_CAPACITY, chat_topics=_chat_topics(snapshot),
     ), status
 

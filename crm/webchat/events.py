@@ -543,8 +543,15 @@ def agent_raise_case(data=None):
     user = current_staff()
     conversation = service.held_by(data.get("conversation_id"), user)
     case = service.raise_case(conversation, user, data)
+    told = None
+    if conversation.status == "assigned":  # the resident is still there: give them the reference
+        told = service.serialise_message(service.system_message(
+            conversation, f"Your case reference is {case.reference}. Quote it if you contact us about this."))
+    reference, holder = case.reference, conversation.assignee_id
     db.session.commit()
-    return {"ok": True, "reference": case.reference}
+    if told is not None:
+        push.deliver(told, conversation.id, holder)
+    return {"ok": True, "reference": reference}
 
 
 @socketio.on("link_customer", namespace=AGENT_NS)

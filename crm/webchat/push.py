@@ -291,21 +291,53 @@ def deliver_stored_elsewhere(sender, **payload):
 
 
 def follow_supervisor_move(sender=None, conversation_id=None, from_agent_id=None, to_agent_id=None, **_):
-    """A supervisor moved a chat: tell the agent who lost it, the one who got it, and the resident."""
-    conversation = db.session.get(Conversation, conversation_id) if conversation_id else None
-    if conversation is None or conversation.channel != service.CHANNEL:
+    """A supervisor moved a chat or an email: tell the agents and the resident, off the committing request.
+
+    The signal fires inside the session's after_commit, where no SQL may run, so the news is
+    read and pushed by a background task with a session of its own.
+    """
+    from flask import current_app, has_app_context
+
+    if not conversation_id or not has_app_context():
         return
-    try:
-        if from_agent_id and from_agent_id != to_agent_id:
-            push_unassigned(conversation.id, from_agent_id, "moved by a supervisor")
-        if to_agent_id:
-            push_assigned(conversation)
-        else:
-            mark_queue_changed()
-            request_assignment()
-            push_status(conversation)
-    except Exception:  # noqa: BLE001 - the move is committed; a failed push must not fail it
-        log.exception("could not push the move of chat %s", conversation_id)
+    app = current_app._get_current_object()
+    # A test app has no server to push through (as crm.supervisor.push decides).
+    if app.testing and not app.config.get("WEBCHAT_PUSH"):
+        return
+    socketio.start_background_task(_push_move, app, conversation_id, from_agent_id, to_agent_id)
+
+
+def _push_move(app, conversation_id: int, from_agent_id: Optional[int], to_agent_id: Optional[int]) -> None:
+    """Push a committed move: the chat leaves one console and opens on the other; the resident hears."""
+    with app.app_context():
+        try:
+            conversation = db.session.get(Conversation, conversation_id)
+            if conversation is None:
+                return
+            if from_agent_id and from_agent_id != to_agent_id:
+                push_unassigned(conversation.id, from_agent_id, "moved by a supervisor")
+            if conversation.channel != service.CHANNEL:
+                if to_agent_id and to_agent_id != from_agent_id:
+                    socketio.emit("work_assigned", {"conversation_id": conversation.id, "channel": conversation.channel,
+                                                    "subject": conversation.subject or ""},
+                                  namespace=AGENT_NS, to=user_room(to_agent_id))
+                return
+            if to_agent_id:
+                news = assigned_news([conversation])
+                db.session.commit()
+                tell_assigned(news)
+                mark_queue_changed()
+            else:
+                status = status_of(conversation)
+                db.session.commit()
+                socketio.emit("status", status, namespace=RESIDENT_NS, to=conv_room(conversation.id))
+                mark_queue_changed()
+                request_assignment()
+        except Exception:  # noqa: BLE001 - the move is committed; a failed push must not undo or hide it
+            db.session.rollback()
+            log.exception("could not push the move of conversation %s", conversation_id)
+        finally:
+            db.session.remove()
 
 
 def connect_signals() -> None:

@@ -504,6 +504,7 @@ def assign(conversation: Conversation, agent: User, now: Optional[datetime] = No
     conversation.status = "assigned"
     conversation.assignee_id = agent.id
     conversation.chat.assigned_at = now or utcnow()
+    conversation.chat.first_assigned_at = conversation.chat.first_assigned_at or conversation.chat.assigned_at
     conversation.chat.priority = 0
 
 
@@ -796,7 +797,8 @@ def close_chat(conversation: Conversation, agent: User, outcome, summary=None):
     return record_contact(
         conversation.customer, CHANNEL, summary=summary or f"Webchat: {conversation.topic or 'general enquiry'}",
         category=conversation.topic, outcome=outcome, agent=agent,
-        started_at=conversation.chat.assigned_at or conversation.created_at, ended_at=now,
+        started_at=conversation.chat.first_assigned_at or conversation.chat.assigned_at or conversation.created_at,
+        ended_at=now,
         conversation=conversation, case=conversation.case), was_live
 
 

@@ -32,12 +32,54 @@
   var ended = false, resuming = false;
   var socket = io("/webchat", { auth: { visitor_id: visitorId } });
 
-  function showError(text) {
-    $("chat-error-text").textContent = text;
+  var baseTitle = document.title;
+  // GOV.UK error summary: one linked line per field error (or one plain line), focused, title prefixed.
+  function showErrors(fieldErrors, text) {
+    var list = $("chat-error-list");
+    list.replaceChildren();
+    fieldErrors.forEach(function (e) {
+      var li = document.createElement("li"), a = document.createElement("a");
+      a.href = "#" + e.field;
+      a.textContent = e.message;
+      a.addEventListener("click", function (ev) { ev.preventDefault(); $(e.field).focus(); });
+      li.appendChild(a);
+      list.appendChild(li);
+    });
+    $("chat-error-text").textContent = text || "";
+    $("chat-error-text").hidden = !text;
     $("chat-error").hidden = false;
+    document.title = "Error: " + baseTitle;
     $("chat-error").focus();
   }
-  function clearError() { $("chat-error").hidden = true; }
+  function showError(text) { showErrors([], text); }
+  function clearError() {
+    $("chat-error").hidden = true;
+    document.title = baseTitle;
+  }
+  // Inline error under a pre-chat field (GOV.UK pattern): message, red group, described-by.
+  var FIELD_GROUPS = { name: "name", email: "email", phone: "phone", "first-message": "first" };
+  function fieldError(field, message) {
+    var key = FIELD_GROUPS[field], error = $(key + "-error"), group = $(key + "-group"), input = $(field);
+    if (message) error.querySelector(".text").textContent = message;
+    error.hidden = !message;
+    group.classList.toggle("govuk-form-group--error", !!message);
+    input.classList.toggle(input.tagName === "TEXTAREA" ? "govuk-textarea--error" : "govuk-input--error", !!message);
+    var described = (input.getAttribute("aria-describedby") || "").split(" ").filter(function (id) {
+      return id && id !== error.id;
+    });
+    if (message) described.push(error.id);
+    if (described.length) input.setAttribute("aria-describedby", described.join(" "));
+    else input.removeAttribute("aria-describedby");
+  }
+
+  function timeOf(at) {
+    var when = at ? new Date(at) : new Date();
+    if (isNaN(when.getTime())) when = new Date();
+    var t = document.createElement("time");
+    t.dateTime = when.toISOString();
+    t.textContent = when.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+    return t;
+  }
 
   function whoLabel(m) {
     if (m.author === "resident") return "You";
@@ -49,14 +91,22 @@
     var li = shown[m.id] || (m.client_id && document.querySelector('[data-client-id="' + CSS.escape(m.client_id) + '"]'));
     if (!li) {
       li = document.createElement("li");
+      var head = document.createElement("span");
+      head.className = "head";
       var who = document.createElement("span");
       who.className = "who";
+      head.appendChild(who);
       var body = document.createElement("span");
       body.className = "body";
-      li.appendChild(who); li.appendChild(body);
+      li.appendChild(head); li.appendChild(body);
     }
     li.className = "from-" + m.author + (m.seq ? "" : " sending");
     li.querySelector(".who").textContent = whoLabel(m) + (m.seq ? "" : " (sending…)");
+    var stamp = li.querySelector("time");
+    if (!stamp || m.at) {
+      var fresh = timeOf(m.at);
+      if (stamp) stamp.replaceWith(fresh); else li.querySelector(".head").appendChild(fresh);
+    }
     li.querySelector(".body").textContent = m.body;
     if (m.client_id) li.setAttribute("data-client-id", m.client_id);
     if (m.id) { shown[m.id] = li; li.setAttribute("data-id", m.id); }
@@ -112,6 +162,8 @@
 
   function finish() {
     ended = true;
+    tellHost("ended");
+    if (chat && chat.email && !$("transcript-email").value) $("transcript-email").value = chat.email;
     $("send-form").hidden = true;
     $("offline-offer").hidden = true;
     $("after-chat").hidden = false;
@@ -121,7 +173,19 @@
   function openChat() {
     $("prechat").hidden = true;
     $("chat").hidden = false;
+    document.body.classList.add("chat-open");
+    if (!ended) tellHost("active");
   }
+
+  // In the widget's frame: tell the host page whether a chat is under way (so it can reopen the
+  // panel after the page reloads) and pass Escape up (a key pressed in a frame never reaches it).
+  var framed = window.parent !== window;
+  function tellHost(state) {
+    if (framed) window.parent.postMessage({ source: "crm-webchat", state: state }, "*");
+  }
+  document.addEventListener("keydown", function (ev) {
+    if (ev.key === "Escape" && framed) tellHost("hide");
+  });
 
   function resume() {
     if (!chat || resuming || !socket.connected) return;
@@ -173,24 +237,44 @@
     $("chat-typing").textContent = t.typing ? "The adviser is typing…" : "";
   });
 
+  var EMAIL_RE = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
   $("prechat-form").addEventListener("submit", function (ev) {
     ev.preventDefault();
     clearError();
-    var name = $("name").value.trim(), first = $("first-message").value.trim();
+    var name = $("name").value.trim(), first = $("first-message").value.trim(), email = $("email").value.trim();
     var isOpen = this.getAttribute("data-open") === "true";
-    $("name-error").hidden = !!name;
-    $("name-group").classList.toggle("govuk-form-group--error", !name);
-    var needFirst = !isOpen && !first;
-    $("first-error").hidden = !needFirst;
-    $("first-group").classList.toggle("govuk-form-group--error", needFirst);
-    if (!name) { $("name").focus(); return; }
-    if (needFirst) { $("first-message").focus(); return; }
-    var payload = { name: name, email: $("email").value.trim(), phone: $("phone").value.trim(),
+    var errors = [];
+    if (!name) errors.push({ field: "name", message: "Enter your name" });
+    if (email && !EMAIL_RE.test(email)) {
+      errors.push({ field: "email", message: "Enter an email address in the correct format, like name@example.com" });
+    }
+    if (!isOpen && !first) errors.push({ field: "first-message", message: "Enter your message" });
+    Object.keys(FIELD_GROUPS).forEach(function (field) {
+      var found = errors.filter(function (e) { return e.field === field; })[0];
+      fieldError(field, found ? found.message : "");
+    });
+    if (errors.length) { showErrors(errors); return; }
+    var payload = { name: name, email: email, phone: $("phone").value.trim(),
                     topic: $("topic").value, message: first, visitor_id: visitorId };
     socket.timeout(10000).emit("start", payload, function (err, ack) {
       if (err) { showError("We could not reach the chat service. Please try again."); return; }
-      if (ack.error) { showError(ack.error.message); return; }
-      chat = { token: ack.token, conversation_id: ack.conversation_id, watermark: 0, pending: [] };
+      if (ack.error) {
+        // The server's field errors go next to their fields, like the browser's own checks.
+        var fields = ack.error.fields || {}, linked = [];
+        [["name", "name"], ["email", "email"], ["phone", "phone"], ["message", "first-message"]].forEach(function (pair) {
+          var said = fields[pair[0]];
+          if (said && said.length) {
+            var message = pair[0] === "email" ? "Enter an email address in the correct format, like name@example.com"
+              : pair[0] === "phone" ? "Enter a phone number, like 01632 960 001 or 07700 900 982"
+              : ack.error.message;
+            fieldError(pair[1], message);
+            linked.push({ field: pair[1], message: message });
+          }
+        });
+        if (linked.length) showErrors(linked); else showError(ack.error.message);
+        return;
+      }
+      chat = { token: ack.token, conversation_id: ack.conversation_id, watermark: 0, pending: [], email: email };
       save();
       openChat();
       $("chat-title").focus();
@@ -263,7 +347,7 @@
     });
   });
 
-  $("new-chat").addEventListener("click", function () { storage.remove(KEY); location.reload(); });
+  $("new-chat").addEventListener("click", function () { tellHost("idle"); storage.remove(KEY); location.reload(); });
 
   if (chat) { openChat(); }
 })();

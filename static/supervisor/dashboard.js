@@ -5,8 +5,10 @@
   var status = document.getElementById("live-status");
 
   function duration(seconds) {
-    seconds = Math.max(0, Math.floor(seconds));
-    var h = Math.floor(seconds / 3600), m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    seconds = Math.max(0, Math.floor(Number(seconds) || 0));
+    var d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600),
+        m = Math.floor((seconds % 3600) / 60), s = seconds % 60;
+    if (d) { return d + (d === 1 ? " day " : " days ") + h + " h"; }
     if (h) { return h + " h " + m + " min"; }
     if (m) { return m + " min " + s + " s"; }
     return s + " s";
@@ -19,10 +21,18 @@
     return el;
   }
 
-  function secondsCell(key, seconds) {
-    var el = cell("td", duration(seconds), key);
-    el.dataset.seconds = String(seconds);
+  // A ticking cell shows the pushed seconds plus the time since the push arrived (never the
+  // browser's clock against the server's, which may disagree); a cell with nothing waiting stays put.
+  function setSeconds(el, seconds, ticking) {
+    el.dataset.seconds = String(Math.max(0, Math.floor(Number(seconds) || 0)));
+    el.dataset.since = String(Date.now());
+    el.dataset.ticking = ticking ? "true" : "false";
+    el.textContent = duration(el.dataset.seconds);
     return el;
+  }
+
+  function secondsCell(key, seconds, ticking) {
+    return setSeconds(cell("td", "", key), seconds, ticking);
   }
 
   function fillRows(tbody, rows, build) {
@@ -36,7 +46,7 @@
       var tr = document.createElement("tr");
       tr.dataset.channel = c.channel;
       tr.append(cell("th", LABELS[c.channel] || c.channel), cell("td", c.waiting, "waiting"),
-        secondsCell("oldest_wait_seconds", c.oldest_wait_seconds), cell("td", c.in_progress, "in_progress"),
+        secondsCell("oldest_wait_seconds", c.oldest_wait_seconds, c.waiting > 0), cell("td", c.in_progress, "in_progress"),
         cell("td", c.over_target, "over_target"), cell("td", c.sla_at_risk, "sla_at_risk"),
         cell("td", c.sla_breached, "sla_breached"));
       tr.firstChild.scope = "row";
@@ -49,7 +59,7 @@
       var tr = document.createElement("tr");
       tr.dataset.queue = q.code;
       tr.append(cell("th", q.name), cell("td", LABELS[q.channel] || q.channel), cell("td", q.waiting, "waiting"),
-        secondsCell("oldest_wait_seconds", q.oldest_wait_seconds), cell("td", q.in_progress, "in_progress"),
+        secondsCell("oldest_wait_seconds", q.oldest_wait_seconds, q.waiting > 0), cell("td", q.in_progress, "in_progress"),
         cell("td", q.agents_available, "agents_available"), cell("td", q.over_target, "over_target"),
         cell("td", q.sla_at_risk, "sla_at_risk"), cell("td", q.sla_breached, "sla_breached"));
       tr.firstChild.scope = "row";
@@ -80,7 +90,7 @@
       tag.className = "presence presence-" + a.presence;
       tag.textContent = a.presence;
       presence.replaceChildren(tag);
-      setCell(tr, "seconds_in_state", duration(a.seconds_in_state)).dataset.seconds = String(a.seconds_in_state);
+      setSeconds(tr.querySelector('[data-key="seconds_in_state"]'), a.seconds_in_state, true);
       setCell(tr, "chats", a.chats_in_hand + " / " + a.chat_capacity);
       setCell(tr, "emails_in_hand", a.emails_in_hand);
       setCell(tr, "contacts_today", a.contacts_today);
@@ -89,25 +99,48 @@
     });
   }
 
+  function renderMovable(items) {
+    var form = document.getElementById("move-form"), select = document.getElementById("move-conversation");
+    if (!form || !select) { return; }
+    var chosen = select.value, fresh = document.createDocumentFragment();
+    items.forEach(function (c) {
+      var option = document.createElement("option");
+      option.value = String(c.id);
+      option.textContent = c.label;
+      option.selected = option.value === chosen;
+      fresh.appendChild(option);
+    });
+    select.replaceChildren(fresh);
+    form.hidden = items.length === 0;
+    document.getElementById("move-empty").hidden = items.length > 0;
+    document.getElementById("move-hint").textContent = items.length ? "The list updates live." : "";
+  }
+
   function render(stats) {
     renderChannels(stats.channels || []);
     renderQueues(stats.items || []);
     renderAgents(stats.agents || []);
+    if (stats.movable) { renderMovable(stats.movable); }
     status.textContent = "Live, updated " + new Date().toLocaleTimeString("en-GB");
   }
 
-  // Between pushes, waits and time-in-state grow by one second a second.
-  setInterval(function () {
+  // Between pushes, waits and time-in-state grow with the time since the push.
+  function tick() {
+    var now = Date.now();
     document.querySelectorAll("[data-seconds]").forEach(function (el) {
-      var next = Number(el.dataset.seconds) + 1;
-      if (el.dataset.key === "oldest_wait_seconds" && next === 1) { return; }  // nothing waiting
-      el.dataset.seconds = String(next);
-      el.textContent = duration(next);
+      var base = Number(el.dataset.seconds) || 0;
+      var since = Number(el.dataset.since) || now;
+      var shown = el.dataset.ticking === "true" ? base + Math.max(0, (now - since) / 1000) : base;
+      el.textContent = duration(shown);
     });
-  }, 1000);
-  document.querySelectorAll("[data-seconds], [data-duration]").forEach(function (el) {
-    el.textContent = duration(Number(el.dataset.seconds || el.dataset.duration));
+  }
+  document.querySelectorAll("[data-seconds]").forEach(function (el) {
+    setSeconds(el, el.dataset.seconds, el.dataset.ticking === "true");
   });
+  document.querySelectorAll("[data-duration]").forEach(function (el) {
+    el.textContent = duration(el.dataset.duration);
+  });
+  setInterval(tick, 1000);
 
   if (typeof io !== "function") { status.textContent = "Live updates unavailable"; return; }
   var socket = io("/supervisor", {transports: ["websocket", "polling"]});

@@ -1,11 +1,18 @@
-/* Council webchat widget: add <script src="{{ url_for('webchat.widget', _external=True) }}" async></script>
+/* Council webchat widget: add <script src="{{ widget_url }}" async></script>
    to any page. It adds a "Chat with us" button that opens the chat in a frame served from the CRM,
-   so the conversation (and its token) stays on the CRM's origin. */
+   so the conversation (and its token) stays on the CRM's origin. A chat under way reopens after the
+   council's page reloads; Escape (in the page or the frame) hides the panel, and the chat carries on. */
 (function () {
   "use strict";
   if (window.__councilWebchat) return;
   window.__councilWebchat = true;
   var CHAT_URL = {{ chat_url | tojson }};
+  var CHAT_ORIGIN = new URL(CHAT_URL).origin;
+  var STATE_KEY = "council-webchat-state";  // this tab only: "active" while a chat is under way
+  function remembered() { try { return sessionStorage.getItem(STATE_KEY); } catch (e) { return null; } }
+  function remember(state) {
+    try { if (state) sessionStorage.setItem(STATE_KEY, state); else sessionStorage.removeItem(STATE_KEY); } catch (e) {}
+  }
   function build() {
     var button = document.createElement("button");
     button.type = "button";
@@ -19,11 +26,16 @@
     var panel = document.createElement("div");
     panel.id = "council-webchat-panel";
     panel.hidden = true;
+    panel.setAttribute("role", "region");
+    panel.setAttribute("aria-label", "Chat with the council");
     panel.style.cssText = "position:fixed;right:16px;bottom:70px;z-index:2147483000;width:min(400px,calc(100vw - 32px));" +
       "height:min(640px,calc(100vh - 90px));background:#fff;border:2px solid #0b0c0c;box-shadow:0 4px 16px rgba(0,0,0,.3)";
-    var frame = null;
-    button.addEventListener("click", function () {
-      var opening = panel.hidden;
+    var frame = null, active = remembered() === "active";
+    function label() {
+      if (!panel.hidden) return "Hide chat";
+      return active ? "Show your chat" : "Chat with us";
+    }
+    function show(opening, focusFrame) {
       if (opening && !frame) {
         frame = document.createElement("iframe");
         frame.src = CHAT_URL;
@@ -33,11 +45,27 @@
       }
       panel.hidden = !opening;
       button.setAttribute("aria-expanded", String(opening));
-      button.textContent = opening ? "Close chat" : "Chat with us";
-      if (opening) frame.focus();
+      button.textContent = label();
+      if (opening && focusFrame) frame.focus();
+    }
+    button.addEventListener("click", function () {
+      var opening = panel.hidden;
+      show(opening, opening);
+    });
+    document.addEventListener("keydown", function (ev) {
+      if (ev.key === "Escape" && !panel.hidden) { show(false); button.focus(); }
+    });
+    window.addEventListener("message", function (ev) {
+      if (ev.origin !== CHAT_ORIGIN || !ev.data || ev.data.source !== "crm-webchat") return;
+      if (ev.data.state === "hide") { show(false); button.focus(); return; }
+      active = ev.data.state === "active";
+      remember(active ? "active" : null);
+      button.textContent = label();
     });
     document.body.appendChild(panel);
     document.body.appendChild(button);
+    // A chat was under way when the page was left: show it again (the frame resumes it).
+    if (active) show(true, false);
   }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", build);
   else build();
