@@ -95,6 +95,11 @@ class Config:
         os.environ.get("REDIS_URL") or "memory://"
     )
     RATELIMIT_HEADERS_ENABLED = True
+    # Redis away or paused: count in this process's memory instead (never a 500, never a long wait),
+    # and go back to Redis when it answers again.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_STORAGE_OPTIONS = {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+    RATELIMIT_SWALLOW_ERRORS = True
     LOGIN_ATTEMPTS_BEFORE_LOCK = 5
     LOGIN_LOCK_MINUTES = 15
     # Resident pages: form posts allowed per client address (Flask-Limiter syntax).

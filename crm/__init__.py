@@ -97,11 +97,18 @@ def create_app(config=None):
     # Socket.IO last: event modules are imported (by the areas' register) before init_app,
     # so every new app, every test's included, has its handlers.
     queue_url = app.config.get("SOCKETIO_MESSAGE_QUEUE") or app.config.get("REDIS_URL")
+    channel = app.config.get("SOCKETIO_CHANNEL") or socketio_channel(queue_url)
+    manager = None  # given every time: Flask-SocketIO keeps init_app options from app to app
+    if queue_url and queue_url.startswith(("redis://", "rediss://")):
+        from .realtime import ResilientRedisManager
+
+        manager = ResilientRedisManager(queue_url, channel=channel)  # degrades to local while Redis is away
     socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
         message_queue=queue_url,
-        channel=app.config.get("SOCKETIO_CHANNEL") or socketio_channel(queue_url),
+        channel=channel,
+        client_manager=manager,
         cors_allowed_origins=app.config.get("SOCKETIO_CORS_ORIGINS") or [],
     )
 

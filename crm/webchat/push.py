@@ -207,6 +207,9 @@ def ensure_sweeper(app) -> None:
         _assign_wanted = socketio.server.eio.create_event()
         socketio.start_background_task(_sweep_forever, app)
         socketio.start_background_task(_assign_forever, app)
+        from .. import realtime
+
+        realtime.resubscribed.append(lambda: resync_local_clients(app))
 
 
 def _assign_forever(app) -> None:
@@ -260,14 +263,59 @@ def sweep_once() -> None:
     service.expire_dead_sockets(now)
     moved = service.requeue_from_absent_agents(now)
     offered = service.offer_offline(now)
+    notes = [(conversation.id, old_agent, service.serialise_message(note)) for conversation, old_agent, note in moved]
     db.session.commit()
-    for conversation, old_agent in moved:
-        push_unassigned(conversation.id, old_agent, "requeued")
+    for conversation_id, old_agent, note in notes:
+        push_unassigned(conversation_id, old_agent, "requeued")
+        deliver(note, conversation_id, None)  # "your adviser had to leave", live
         mark_queue_changed()
     for conversation in offered:
         push_status(conversation)
     if moved:
         request_assignment()
+
+
+# ---- after a Redis outage ------------------------------------------------------------------------
+
+def resync_local_clients(app) -> None:
+    """Re-send this process's clients what they may have missed from other processes while Redis was away.
+
+    Consoles get each chat their agent holds again (with its messages; they show each once) and
+    a `resync` to drop chats that left them; residents get their chat's status and its latest
+    message, whose seq makes a widget that missed some fetch them with `resume`.
+    """
+    from .events import residents  # noqa: PLC0415  (events imports this module)
+
+    with app.app_context():
+        try:
+            agent_sids = dict(local_agent_sids)
+            resident_sids = {sid: conn.conversation_id for sid, conn in list(residents.items()) if conn.conversation_id}
+            held = service.held_chats(set(agent_sids.values()))
+            news = assigned_news(held) if held else []
+            chats = {c.id: c for c in service.chats_by_id(set(resident_sids.values()))}
+            statuses = {cid: status_of(c) for cid, c in chats.items()}
+            latest = service.latest_messages(list(chats))
+            items = queue_items()
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - clients still resume on their next reconnect
+            db.session.rollback()
+            log.exception("webchat resync after a Redis outage failed")
+            return
+        finally:
+            db.session.remove()
+    by_agent = {}
+    for agent_id, data, _status in news:
+        by_agent.setdefault(agent_id, []).append(data)
+    for sid, user_id in agent_sids.items():
+        for data in by_agent.get(user_id, []):
+            socketio.emit("assigned", data, namespace=AGENT_NS, to=sid, ignore_queue=True)
+        socketio.emit("queue", {"items": items}, namespace=AGENT_NS, to=sid, ignore_queue=True)
+        socketio.emit("resync", {}, namespace=AGENT_NS, to=sid, ignore_queue=True)
+    for sid, conversation_id in resident_sids.items():
+        if conversation_id in statuses:
+            socketio.emit("status", statuses[conversation_id], namespace=RESIDENT_NS, to=sid, ignore_queue=True)
+        if conversation_id in latest:
+            socketio.emit("message", latest[conversation_id], namespace=RESIDENT_NS, to=sid, ignore_queue=True)
 
 
 # ---- messages stored elsewhere (the REST reply endpoint) -------------------------------------------

@@ -310,6 +310,37 @@ def store_in_one_statement(conversation_id: int, author: str, body: str, client_
     return data, holder_id
 
 
+def held_chats(user_ids) -> list[Conversation]:
+    """Return the open chats these agents hold, oldest first."""
+    if not user_ids:
+        return []
+    return list(db.session.scalars(select(Conversation).where(
+        Conversation.channel == CHANNEL, Conversation.assignee_id.in_(list(user_ids)),
+        Conversation.status.in_(HELD_STATES)).order_by(Conversation.id)))
+
+
+def chats_by_id(conversation_ids) -> list[Conversation]:
+    """Return these webchat conversations (with their chat sessions)."""
+    if not conversation_ids:
+        return []
+    chats = list(db.session.scalars(select(Conversation).where(
+        Conversation.channel == CHANNEL, Conversation.id.in_(list(conversation_ids)))))
+    load_related(chats)
+    return chats
+
+
+def latest_messages(conversation_ids) -> dict[int, dict]:
+    """Return the wire form of each conversation's latest resident-visible message."""
+    if not conversation_ids:
+        return {}
+    newest = (select(Message.conversation_id, func.max(Message.seq).label("seq"))
+              .where(Message.conversation_id.in_(list(conversation_ids)), Message.internal.is_(False))
+              .group_by(Message.conversation_id).subquery())
+    rows = db.session.scalars(select(Message).join(newest, (Message.conversation_id == newest.c.conversation_id)
+                                                   & (Message.seq == newest.c.seq)))
+    return {m.conversation_id: serialise_message(m) for m in rows}
+
+
 def system_message(conversation: Conversation, body: str) -> Message:
     """Store a message from the system (queue news, transfers) in the conversation."""
     return store_message(conversation.id, "system", body)
@@ -422,8 +453,8 @@ def set_presence(user: User, status: str) -> AgentPresence:
 
 
 def socket_stale_after() -> timedelta:
-    """Return how old a socket's heartbeat may be before its process counts as dead."""
-    return timedelta(seconds=3 * cfg("WEBCHAT_HEARTBEAT_SECONDS"))
+    """Return how old a socket's heartbeat may be before its process counts as dead (two missed beats)."""
+    return timedelta(seconds=2 * cfg("WEBCHAT_HEARTBEAT_SECONDS") + 1)
 
 
 def add_agent_socket(sid: str, user: User, server_id: str) -> None:
@@ -435,8 +466,12 @@ def add_agent_socket(sid: str, user: User, server_id: str) -> None:
     db.session.flush()
 
 
-def remove_agent_socket(sid: str) -> Optional[int]:
-    """Forget a connection; the agent goes offline when it was their last. Returns the user id."""
+def remove_agent_socket(sid: str, last_seen: Optional[datetime] = None) -> Optional[int]:
+    """Forget a connection; the agent goes offline when it was their last. Returns the user id.
+
+    `last_seen` (a dead process's socket) dates the offline from its last heartbeat, so the
+    grace period runs from when the agent was last known there, not from when we noticed.
+    """
     row = db.session.get(AgentSocket, sid)
     if row is None:
         return None
@@ -444,7 +479,9 @@ def remove_agent_socket(sid: str) -> Optional[int]:
     db.session.delete(row)
     db.session.flush()
     if not db.session.scalar(select(func.count()).select_from(AgentSocket).where(AgentSocket.user_id == user_id)):
-        set_presence(row.user, "offline")
+        presence = set_presence(row.user, "offline")
+        if last_seen is not None and presence.since > last_seen:
+            presence.since = last_seen
     return user_id
 
 
@@ -459,7 +496,7 @@ def expire_dead_sockets(now: datetime) -> None:
     """Drop sockets of processes that stopped beating; their agents go offline from then."""
     stale = db.session.scalars(select(AgentSocket).where(AgentSocket.seen_at < now - socket_stale_after())).all()
     for row in stale:
-        remove_agent_socket(row.sid)
+        remove_agent_socket(row.sid, last_seen=row.seen_at)
 
 
 def agent_loads(user_ids=None) -> dict[int, tuple[int, Optional[datetime]]]:
@@ -649,14 +686,14 @@ def held_by(conversation_id, agent: User) -> Conversation:
     return conversation
 
 
-def requeue(conversation: Conversation, note: str, queue: Optional[Queue] = None) -> None:
-    """Put a chat back at the head of its (or another) queue."""
+def requeue(conversation: Conversation, note: str, queue: Optional[Queue] = None) -> Message:
+    """Put a chat back at the head of its (or another) queue; return the note told to the resident."""
     conversation.status = "queued"
     conversation.assignee_id = None
     conversation.chat.priority = 1
     if queue is not None:
         conversation.queue_id = queue.id
-    system_message(conversation, note)
+    return system_message(conversation, note)
 
 
 def transfer(conversation: Conversation, actor: User, queue_code=None, agent_id=None, note=None) -> Optional[User]:
@@ -685,8 +722,11 @@ def transfer(conversation: Conversation, actor: User, queue_code=None, agent_id=
     return None
 
 
-def requeue_from_absent_agents(now: datetime) -> list[tuple[Conversation, int]]:
-    """Put back at the head the open chats of agents away or disconnected beyond the grace period."""
+def requeue_from_absent_agents(now: datetime) -> list[tuple[Conversation, int, Message]]:
+    """Put back at the head the open chats of agents away or disconnected beyond the grace period.
+
+    Returns (chat, the agent it left, the note to the resident) for each.
+    """
     cutoff = now - timedelta(seconds=cfg("WEBCHAT_GRACE_SECONDS"))
     absent = select(AgentPresence.user_id).where(AgentPresence.status.in_(("away", "offline")),
                                                  AgentPresence.since <= cutoff)
@@ -695,8 +735,9 @@ def requeue_from_absent_agents(now: datetime) -> list[tuple[Conversation, int]]:
         Conversation.assignee_id.in_(absent))).all()
     moved = []
     for conversation in chats:
-        moved.append((conversation, conversation.assignee_id))
-        requeue(conversation, "Your adviser had to leave; you are back at the front of the queue.")
+        agent_id = conversation.assignee_id
+        note = requeue(conversation, "Your adviser had to leave; you are back at the front of the queue.")
+        moved.append((conversation, agent_id, note))
     return moved
 
 

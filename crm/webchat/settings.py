@@ -23,7 +23,8 @@ DEFAULTS = {
     # A chat whose topic some agent has as a skill waits this long for a skilled agent, then
     # goes to anyone (skilled agents still first); 0 = wait for a skilled agent however long.
     "WEBCHAT_SKILL_FALLBACK_SECONDS": 120,
-    "WEBCHAT_HEARTBEAT_SECONDS": 10,
+    # Each process marks its agents' sockets alive this often; two missed beats mean it died.
+    "WEBCHAT_HEARTBEAT_SECONDS": 5,
     # Origins (scheme://host[:port]) whose pages may embed the widget, space separated.
     "WEBCHAT_ALLOWED_ORIGINS": "",
     "WEBCHAT_TIMEZONE": "Europe/London",

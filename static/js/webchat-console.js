@@ -60,6 +60,15 @@
     if (p) { p.el.classList.add("ended"); p.el.querySelector(".chat-flag").textContent = "The resident has left: close with an outcome."; }
   });
   socket.on("unassigned", function (e) { closePanel(e.conversation_id); });
+  // After a Redis outage the server re-sends this console's chats: keep those, drop any that left meanwhile.
+  socket.on("resync", function () {
+    socket.emit("mine", {}, function (ack) {
+      if (!ack.items) return;
+      var held = {};
+      ack.items.forEach(function (c) { held[c.conversation_id] = true; openPanel(c); });
+      Object.keys(panels).forEach(function (id) { if (!held[id]) closePanel(id); });
+    });
+  });
 
   function addMessage(p, m) {
     if (p.shown[m.id]) return;
