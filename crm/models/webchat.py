@@ -84,4 +84,6 @@ class CannedReply(db.Model):
     title: Mapped[str] = mapped_column(String(120))
     body: Mapped[str] = mapped_column(Text)
     topic: Mapped[Optional[str]] = mapped_column(String(60))
+    # The channel it is written for ("email", "webchat"); None means any channel.
+    channel: Mapped[Optional[str]] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
