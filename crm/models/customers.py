@@ -22,6 +22,8 @@ class Customer(db.Model):
     merged_into_id: Mapped[Optional[int]] = mapped_column(ForeignKey("customers.id"))
     # Sensitive: shown only to roles that need it, every view audited.
     vulnerability_notes: Mapped[Optional[str]] = mapped_column(Text)
+    # Restricted: the whole record is for staff with a need (crm.visibility); others see that it exists.
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     preferred_channel: Mapped[Optional[str]] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
