@@ -4,6 +4,7 @@ from flask_login import current_user
 from ..auth.access import roles_required
 from ..channels.phone import CaseRequest, log_call
 from ..extensions import db
+from ..knowledge.articles import record_use as record_article_use
 from . import api_blueprint
 from .schemas import ContactIn, ContactOut
 
@@ -30,6 +31,7 @@ def create(data):
         ended_at=data.get("ended_at"),
         case=case,
     )
+    record_article_use(current_user, data["articles"], contact.channel, contact_id=contact.id)
     db.session.commit()
     return {
         "id": contact.id,

@@ -39,8 +39,9 @@ from ..audit import audit
 from ..batching import current_batch, remembered, stage, write_batch
 from ..cases import lifecycle
 from ..cases.routing import keywords_match
-from ..cases.service import open_case, reopen_case
-from ..customers.identity import live_customer, normalise_email, resolve_customer
+from ..cases.service import merge_cases, open_case, reopen_case
+from ..knowledge.notices import notice_text
+from ..customers.identity import live_customer, normalise_email, reserved_mail_domain, resolve_customer
 from ..customers.timeline import record_contact
 from ..errors import Conflict, DomainError, ValidationFailed
 from ..extensions import db
@@ -971,6 +972,10 @@ class ThreadIndex:
         self.by_message_id = {}  # Message-ID (ours and theirs) -> conversation
         self.cases = {}  # case reference -> case, or None
         self.case_conversations = {}  # case id -> its latest email conversation, or None
+    if reserved_mail_domain(parsed.from_address):
+        _mark_undeliverable(customer, parsed.from_address, "a special-use domain: no mail can reach it")
+    index = _thread_index.get()
+    unknown = [mid for mid in _thread_ids(parsed) if mid not in index.by_message_id]
         self.by_token = {}  # conversation token -> email conversation, or None
         self.recent_acks = {}  # address -> acknowledgements sent to it in the last hour
         self.threads = {}  # id of a conversation new in this batch -> [(Message-ID, direction)]
@@ -1382,7 +1387,8 @@ def reply_address(conversation: Conversation) -> Optional[str]:
 def deliverable_address(customer: Customer, preferred: Optional[str] = None) -> Optional[str]:
     """Return an email address of the customer that has not bounced (the preferred one first)."""
     customer = live_customer(customer)
-    identities = [i for i in customer.identities if i.kind == "email" and not i.undeliverable]
+    identities = [i for i in customer.identities
+                  if i.kind == "email" and not i.undeliverable and not reserved_mail_domain(i.value)]
     for identity in identities:
         if preferred and identity.value == preferred.lower():
             return identity.value
@@ -1615,7 +1621,7 @@ def deliver(outbound_id: int) -> str:
     message = send.stored_message
     identity = db.session.scalar(select(CustomerIdentity).where(
         CustomerIdentity.kind == "email", CustomerIdentity.value == send.to_address.lower()))
-    if identity is not None and identity.undeliverable:
+    if (identity is not None and identity.undeliverable) or reserved_mail_domain(send.to_address):
         send.status = message.delivery_status = "suppressed"
         send.last_error = message.delivery_error = "address is marked undeliverable"
         db.session.commit()
@@ -1691,3 +1697,7 @@ def _enqueue_delivery(sender, outbound_id, **payload):
             deliver_email(outbound_id)
     except Exception:  # noqa: BLE001 - the row is committed; requeue_stalled picks it up later
         log.exception("could not queue outbound email %s; it will be queued again", outbound_id)
+    service_id = case.service_id if case else (conversation.queue.service_id if conversation.queue else None)
+    notices = notice_text(service_id, live_customer(customer))
+    if notices:
+        lines[-2:-2] = [notices, ""]  # a known problem is said before the sign-off

@@ -16,6 +16,7 @@ from ..errors import DomainError
 from ..extensions import db
 from ..models import Case, Category, Customer, Service, utcnow
 from . import bp
+from ..knowledge.articles import record_use as record_article_use
 from .forms import OUTCOME_LABELS, CallForm, CustomerForm, MergeForm
 
 SENSITIVE_ROLES = ("supervisor", "service_officer")
@@ -165,6 +166,7 @@ def log_call_view(customer_id):
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "error")
+        record_article_use(current_user, request.form.getlist("article_ids"), "phone", contact_id=contact.id)
         return _render_customer(record, form, error.status)
     message = "Call logged."
     if case:

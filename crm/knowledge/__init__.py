@@ -7,6 +7,7 @@ def register(app, api):
     from ..navigation import add_nav_item
     from ..auth.roles import NOTICE_POSTERS
     from . import api as knowledge_api, public, views
+    from .articles import related_help
     from .notices import safe_live_notices
 
     app.register_blueprint(public.bp)
@@ -14,5 +15,6 @@ def register(app, api):
     api.register_blueprint(knowledge_api.blp)
     api.register_blueprint(knowledge_api.notices_blp)
     app.jinja_env.globals["service_notices"] = safe_live_notices
+    app.jinja_env.globals["related_help"] = related_help
     add_nav_item("Knowledge", "knowledge.list_page")
     add_nav_item("Notices", "knowledge.notices_page", *NOTICE_POSTERS)

@@ -257,3 +257,14 @@ def public_counts_by_service() -> list[tuple[Service, int]]:
                               .where(KnowledgeArticle.status == "published", KnowledgeArticle.audience == "public")
                               .group_by(Service.id).order_by(Service.name))
     return [(service, count) for service, count in rows]
+
+
+def related_help(service_id: Optional[int] = None, category: Optional[str] = None, limit: int = 5):
+    """Return public help for a page's service or category (templates; never fails the page)."""
+    if service_id is None and not category:
+        return most_useful(limit)
+    try:
+        return for_category(category, service_id, audiences=("public",), limit=limit)
+    except Exception:  # noqa: BLE001 - suggestions must never stop a resident's page
+        db.session.rollback()
+        return []

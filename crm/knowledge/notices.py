@@ -74,6 +74,7 @@ def post_notice(actor, service_code: str, message: str, ends_at: datetime, start
                            ends_at=ends_at, created_by_id=actor.id)
     db.session.add(notice)
     db.session.flush()
+    forget_cached_notices()
     audit(actor, "notice.post", "service_notice", notice.id, service=service.code, areas=districts,
           ends_at=ends_at.isoformat())
     return notice
@@ -88,6 +89,7 @@ def withdraw_notice(actor, notice_id: int) -> ServiceNotice:
         raise NotFound(f"No notice {notice_id}")
     if notice.withdrawn_at is None:
         notice.withdrawn_at = utcnow()
+        forget_cached_notices()
         audit(actor, "notice.withdraw", "service_notice", notice.id)
     return notice
 
@@ -118,12 +120,38 @@ def safe_live_notices(**kwargs) -> list[ServiceNotice]:
         return []
 
 
-def notice_text(service_id: Optional[int], postcode: Optional[str] = None) -> str:
-    """Return the live notices of a service as plain text for an email acknowledgement ("" when none)."""
+# Email acknowledgements go out in batches of hundreds: they read live notices from a copy kept
+# for a few seconds (posting or withdrawing here drops it), not one query per message.
+_ACK_CACHE_SECONDS = 15
+_ack_cache: dict = {"until": None, "notices": []}
+
+
+def forget_cached_notices() -> None:
+    """Drop the acknowledgements' copy of the live notices (after a post or a withdrawal)."""
+    _ack_cache["until"] = None
+
+
+def notice_text(service_id: Optional[int], customer=None) -> str:
+    """Return a service's live notices as plain text for an email acknowledgement ("" when none).
+
+    A notice for some postcode districts is included only when the customer's address is in one.
+    """
     if service_id is None:
         return ""
-    notices = safe_live_notices(service_id=service_id, postcode=postcode)
-    return "\n".join(f"Please note: {n.message}" for n in notices)
+    now = utcnow()
+    if _ack_cache["until"] is None or _ack_cache["until"] <= now:
+        _ack_cache["notices"] = [(n.service_id, n.districts(), n.message, n.ends_at) for n in safe_live_notices(at=now)]
+        _ack_cache["until"] = now + timedelta(seconds=_ACK_CACHE_SECONDS)
+    lines = []
+    for notice_service, districts, message, ends_at in _ack_cache["notices"]:
+        if notice_service != service_id or ends_at <= now:
+            continue
+        if districts:
+            address = getattr(customer, "primary_address", None) if customer is not None else None
+            if postcode_district(getattr(address, "postcode", None)) not in districts:
+                continue
+        lines.append(f"Please note: {message}")
+    return "\n".join(lines)
 
 
 def notice_demand(start: datetime, end: datetime) -> list[dict]:

@@ -45,6 +45,8 @@ DEFAULT_COST_PENCE = {
     "web_form": 15,
     "open311": 15,
 }
+# Journeys a help article answered (crm.knowledge.selfservice), shown beside the channels.
+SELF_SERVICE = "self_service"
 FINAL_OUTCOMES_EXCLUDED = ("pending", "abandoned")
 MAX_RANGE_DAYS = 1100
 DAILY_BUCKETS_UP_TO_DAYS = 92
@@ -293,6 +295,7 @@ def contacts_report(filters: ReportFilters) -> dict:
     costs = channel_costs()
     cost_pence = {ch: n * costs.get(ch, costs["phone"]) for ch, n in by_channel.items()}
     baseline_pence = total * costs["phone"]
+    served = sum(self_served_journeys(filters, boundaries).values())
     return {
         "from": filters.start.isoformat(),
         "to": filters.end.isoformat(),
@@ -308,9 +311,26 @@ def contacts_report(filters: ReportFilters) -> dict:
         "estimated_cost_total_gbp": _gbp(sum(cost_pence.values())),
         "all_phone_baseline_gbp": _gbp(baseline_pence),
         "saving_gbp": _gbp(baseline_pence - sum(cost_pence.values())),
+        # Journeys a help article answered: contacts that did not happen, each priced at the web rate.
+        "self_served_journeys": served,
+        "self_service_saving_gbp": _gbp(served * (costs["phone"] - costs.get("web_form", DEFAULT_COST_PENCE["web_form"]))),
         "series_unit": unit,
         "series": [{"period": label, **dict(sorted(series[label].items()))} for label, _ in boundaries],
     }
+
+
+def self_served_journeys(filters: ReportFilters, boundaries) -> dict[str, int]:
+    """Return journeys that ended in self-service per period (help marked useful, a contact not needed)."""
+    from ..models import SelfServiceEvent
+
+    if filters.channel and filters.channel != SELF_SERVICE:
+        return {}
+    label = bucket_expression(SelfServiceEvent.occurred_at, boundaries)
+    query = (select(label, func.count()).where(SelfServiceEvent.occurred_at >= filters.start_at,
+                                               SelfServiceEvent.occurred_at < filters.end_at).group_by(label))
+    if filters.service:
+        query = query.where(SelfServiceEvent.service_id.in_(select(Service.id).where(Service.code == filters.service)))
+    return {period: count for period, count in db.session.execute(query)}
 
 
 def channel_shift(filters: ReportFilters) -> dict:
@@ -324,7 +344,10 @@ def channel_shift(filters: ReportFilters) -> dict:
     months = []
     for label, _ in boundaries:
         by_channel = counts[label]
+    for label, count in self_served_journeys(filters, boundaries).items():
+        counts[label][SELF_SERVICE] += count
         total = sum(by_channel.values())
+    costs.setdefault(SELF_SERVICE, costs.get("web_form", DEFAULT_COST_PENCE["web_form"]))
         cost = sum(n * costs.get(ch, costs["phone"]) for ch, n in by_channel.items())
         baseline = total * costs["phone"]
         months.append({

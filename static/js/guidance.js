@@ -51,7 +51,8 @@
     target.dispatchEvent(new Event("input", { bubbles: true }));
     target.focus();
     var holder = target.closest("[data-conversation-id]");
-    recordUse(item.id, holder ? Number(holder.dataset.conversationId) : null);
+    var conversation = holder ? holder.dataset.conversationId : panel.dataset.conversation;
+    recordUse(item.id, conversation ? Number(conversation) : null);
   }
 
   function render(data) {

@@ -212,6 +212,7 @@
         c.customer_id = ack.customer_id;
         loadCustomer(p, ack.customer_id, "Customer");
       });
+      el.dataset.conversationId = c.conversation_id;  // guidance.js records a help link sent in this chat
     });
   }
 })();
