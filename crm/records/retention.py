@@ -110,7 +110,9 @@ def _cutoff(rule):
 
 def _conversation_target(rule, channel, statuses, anonymise):
     cutoff = _cutoff(rule)
-    held = or_(Conversation.customer_id.in_(held_customer_ids()), Conversation.case_id.in_(held_case_ids()))
+    # NULL-safe: NOT (NULL IN ...) is NULL, which would keep every conversation without a case.
+    held = or_(Conversation.customer_id.in_(held_customer_ids()),
+               and_(Conversation.case_id.is_not(None), Conversation.case_id.in_(held_case_ids())))
     due = and_(Conversation.channel == channel, Conversation.status.in_(statuses),
                func.coalesce(Conversation.last_message_at, Conversation.updated_at) < cutoff)
     if anonymise:
@@ -139,26 +141,29 @@ def _targets(rule, services_with_own_rule) -> Target:
         due = and_(Contact.channel == "phone", Contact.occurred_at < cutoff)
         if anonymise:
             due = and_(due, or_(Contact.notes.is_not(None), Contact.summary != REMOVED))
-        held = or_(Contact.customer_id.in_(held_customer_ids()), Contact.case_id.in_(held_case_ids()))
+        held = or_(Contact.customer_id.in_(held_customer_ids()),
+                   and_(Contact.case_id.is_not(None), Contact.case_id.in_(held_case_ids())))
         return Target(Contact, due, held)
     if kind == "web_form_drafts":
         return Target(FormDraft, FormDraft.updated_at < cutoff, None)
     if kind == "quarantined_emails":
         return Target(InboundEmail, and_(InboundEmail.status == "quarantined", InboundEmail.received_at < cutoff),
-                      InboundEmail.customer_id.in_(held_customer_ids()))
+                      and_(InboundEmail.customer_id.is_not(None), InboundEmail.customer_id.in_(held_customer_ids())))
     if kind == "raw_inbound_email":
         due = and_(InboundEmail.status != "quarantined", InboundEmail.received_at < cutoff)
         if anonymise:
             due = and_(due, func.length(InboundEmail.raw) > 0)
-        return Target(InboundEmail, due, InboundEmail.customer_id.in_(held_customer_ids()))
+        return Target(InboundEmail, due,
+                      and_(InboundEmail.customer_id.is_not(None), InboundEmail.customer_id.in_(held_customer_ids())))
     if kind == "audit_entries":
         held_ids = select(cast(LegalHold.customer_id, String)).where(
             LegalHold.released_at.is_(None), LegalHold.customer_id.is_not(None))
         return Target(AuditLog, AuditLog.at < cutoff,
-                      and_(AuditLog.target_type == "customer", AuditLog.target_id.in_(held_ids)))
+                      and_(AuditLog.target_type == "customer", AuditLog.target_id.is_not(None),
+                           AuditLog.target_id.in_(held_ids)))
     if kind == "resident_accounts":
         due = func.coalesce(ResidentAccount.last_sign_in_at, ResidentAccount.created_at) < cutoff
-        held = ResidentAccount.identity_id.in_(
+        held = ResidentAccount.identity_id.is_not(None) & ResidentAccount.identity_id.in_(
             select(CustomerIdentity.id).where(CustomerIdentity.customer_id.in_(held_customer_ids())))
         return Target(ResidentAccount, due, held)
     raise ValueError(kind)
