@@ -6,9 +6,8 @@ from flask_login import current_user
 
 from ..extensions import db, login_manager
 from ..models import User
-from .roles import CONSOLE_STAFF
 
-STAFF = CONSOLE_STAFF
+STAFF = ("agent", "supervisor", "service_officer", "admin")
 
 
 @login_manager.user_loader

