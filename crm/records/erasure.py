@@ -31,6 +31,15 @@ def erased_name(customer_id: int) -> str:
     return f"Erased customer {customer_id}"
 
 
+# Contact details given for one case (the cases area keeps them on the case when present).
+CASE_CONTACT_COLUMNS = ("contact_email", "contact_phone", "contact_name")
+
+
+def _present(model, names) -> dict:
+    """Return {column: None} for those of the names the model's table has."""
+    return {name: None for name in names if name in model.__table__.c}
+
+
 def _personal_values(ids: list[int]) -> list[str]:
     """Collect the person's identifying strings, to scrub them from audit details."""
     values = set()
@@ -46,6 +55,10 @@ def _personal_values(ids: list[int]) -> list[str]:
     for row in db.session.execute(select(ChatSession.name, ChatSession.email, ChatSession.phone)
                                   .where(ChatSession.conversation_id.in_(conversation_ids(ids)))):
         values.update(v for v in row if v)
+    columns = [Case.__table__.c[name] for name in CASE_CONTACT_COLUMNS if name in Case.__table__.c]
+    if columns:
+        for row in db.session.execute(select(*columns).where(Case.customer_id.in_(ids))):
+            values.update(v for v in row if v)
     return sorted((v for v in values if v and len(v) >= 3), key=len, reverse=True)
 
 
@@ -88,7 +101,8 @@ def _plan(ids: list[int]) -> list[tuple]:
          update(Open311Request).where(Open311Request.case_id.in_(cases)).values(
              address_string=None, address_id=None, device_id=None, account_id=None, media_url=None, attributes={})),
         ("cases", Case, Case.customer_id.in_(ids),
-         update(Case).where(Case.customer_id.in_(ids)).values(title=ERASED, description="", location_address=None)),
+         update(Case).where(Case.customer_id.in_(ids)).values(title=ERASED, description="", location_address=None,
+                                                              **_present(Case, CASE_CONTACT_COLUMNS))),
         ("resident_sign_in_tokens", ResidentSignInToken, ResidentSignInToken.account_id.in_(accounts),
          delete(ResidentSignInToken).where(ResidentSignInToken.account_id.in_(accounts))),
         ("resident_accounts", ResidentAccount, ResidentAccount.identity_id.in_(identities),
@@ -121,11 +135,17 @@ def _other_tables(ids):
             yield table, or_(*[c.in_(ids) for c in columns])
 
 
+# Codes, never personal: left alone so the report totals (which count by them) cannot drift.
+CODE_COLUMNS = {"channel", "direction", "outcome", "category", "status", "kind", "action", "target_type", "source",
+                "priority", "author", "topic", "service_code"}
+
+
 def _scrub_table(table, where, pattern) -> None:
     """Replace the person's values in every text or JSON column of the matching rows."""
     from sqlalchemy import JSON, String, Text
 
-    columns = [c for c in table.columns if isinstance(c.type, (String, Text, JSON)) and not c.foreign_keys]
+    columns = [c for c in table.columns if isinstance(c.type, (String, Text, JSON)) and not c.foreign_keys
+               and c.name not in CODE_COLUMNS]
     keys = list(table.primary_key.columns)
     if not columns or not keys:
         return
@@ -185,6 +205,10 @@ def erase_customer(customer_id: int, actor, reason: str, request_reference: Opti
         customer_row.vulnerability_notes = None
         customer_row.preferred_channel = None
     if pattern is not None:
+        # A safety net: columns added later to the planned tables lose the person's values too.
+        for key, model, where, statement in plan:
+            if model not in (Customer, AuditLog):
+                _scrub_table(model.__table__, where, pattern)
         for table, where in others:
             _scrub_table(table, where, pattern)
         with audit_maintenance():
