@@ -90,6 +90,39 @@ def seed_demo_command(if_empty, customers):
     click.echo(json.dumps({"customers": customers, "staff": [s[0] for s in demo.STAFF]}))
 
 
+@crm.command("mark-sensitive")
+@click.argument("service_code")
+@click.option("--off", is_flag=True, help="Make the service ordinary again.")
+def mark_sensitive_command(service_code, off):
+    """Mark a service sensitive: its cases and conversations only for staff who need them."""
+    from .customers.sensitivity import set_service_sensitive
+    from .models import Service
+
+    service = db.session.scalar(db.select(Service).where(Service.code == service_code))
+    if service is None:
+        fail(f"No service {service_code}")
+    set_service_sensitive(None, service, not off)
+    db.session.commit()
+    click.echo(json.dumps({"service": service.code, "sensitive": service.sensitive}))
+
+
+@crm.command("restrict-customer")
+@click.argument("customer_id", type=int)
+@click.option("--off", is_flag=True, help="Lift the restriction.")
+def restrict_customer_command(customer_id, off):
+    """Mark a customer's record restricted: only staff who need it may read it (every read audited)."""
+    from .audit import audit
+    from .models import Customer
+
+    customer = db.session.get(Customer, customer_id)
+    if customer is None:
+        fail(f"No customer {customer_id}")
+    customer.restricted = not off
+    audit(None, "customer.unrestricted" if off else "customer.restricted", "customer", customer.id, via="cli")
+    db.session.commit()
+    click.echo(json.dumps({"customer_id": customer.id, "restricted": customer.restricted}))
+
+
 def init_app(app):
     """Attach the command group to the app."""
     app.cli.add_command(crm)

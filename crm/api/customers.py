@@ -1,7 +1,10 @@
 """API: customers, their search, merge and timeline."""
 from flask_login import current_user
+from marshmallow import Schema, fields, validate
 
+from .. import visibility
 from ..auth.access import roles_required
+from ..auth.roles import FRONT_LINE
 from ..customers.identity import (
     add_address, add_identity, create_customer, live_customer, normalise_email, normalise_phone,
     set_name,
@@ -9,18 +12,19 @@ from ..customers.identity import (
 from ..customers.merge import merge_customers
 from ..customers.search import search_customers
 from ..customers.timeline import serialise_entry, timeline_page
-from ..errors import NotFound
+from ..customers.sensitivity import set_restricted, set_vulnerability
+from ..errors import Forbidden, NotFound
 from ..extensions import db
 from ..models import Customer
 from . import api_blueprint
 from .schemas import (
-    CustomerIn, CustomerList, CustomerOut, CustomerPatch, MergeIn, SearchArgs, TimelineArgs,
+    CustomerIn, CustomerList, CustomerOut, CustomerPatch, MergeIn, SearchArgs, StrictSchema, TimelineArgs,
     TimelineOut,
 )
 
 blp = api_blueprint("customers", __name__, "Customers, identities and the unified timeline",
                     "/customers")
-WRITERS = ("agent", "supervisor")
+WRITERS = FRONT_LINE
 
 
 def get_customer_or_404(customer_id: int) -> Customer:
@@ -37,7 +41,7 @@ def get_customer_or_404(customer_id: int) -> Customer:
 @blp.response(200, CustomerList)
 def search(args):
     """Find customers by name, email, phone, postcode or case reference."""
-    return {"items": search_customers(args["q"], args["limit"])}
+    return {"items": visibility.search_results(current_user, args["q"], search_customers(args["q"], args["limit"]))}
 
 
 @blp.post("")
@@ -56,7 +60,9 @@ def create(data):
 @blp.response(200, CustomerOut)
 def read(customer_id):
     """Return a customer with identities and addresses."""
-    return get_customer_or_404(customer_id)
+    customer = visibility.check_customer(current_user, get_customer_or_404(customer_id))
+    db.session.commit()  # the audit entry of a restricted read
+    return customer
 
 
 @blp.patch("/<int:customer_id>")
@@ -66,6 +72,7 @@ def read(customer_id):
 def patch(data, customer_id):
     """Rename a customer, or add an email, phone or address."""
     customer = live_customer(get_customer_or_404(customer_id))
+    visibility.check_customer(current_user, customer)
     if "name" in data:
         set_name(customer, data["name"])
     if data.get("add_email"):
@@ -86,6 +93,7 @@ def merge(data, customer_id):
     """Merge customer `source_id` into this one, moving everything it holds."""
     target = get_customer_or_404(customer_id)
     source = get_customer_or_404(data["source_id"])
+    visibility.check_customer_merge(current_user, source, target)
     merged = merge_customers(source, target, current_user, keep_name=data["keep_name"])
     db.session.commit()
     return merged
@@ -97,6 +105,37 @@ def merge(data, customer_id):
 @blp.response(200, TimelineOut)
 def timeline(args, customer_id):
     """Return the customer's contacts and case events, newest first, with a cursor."""
-    customer = get_customer_or_404(customer_id)
+    customer = visibility.check_customer(current_user, get_customer_or_404(customer_id))
     entries, next_cursor = timeline_page(customer.id, args["limit"], args["before"])
-    return {"items": [serialise_entry(kind, row) for kind, row in entries], "next": next_cursor}
+    entries = visibility.redact_timeline(current_user, entries)
+    db.session.commit()  # the audit entries of sensitive reads
+    return {"items": [row.as_dict() if kind == "redacted" else serialise_entry(kind, row) for kind, row in entries],
+            "next": next_cursor}
+
+
+class SensitivityIn(StrictSchema):
+    vulnerability_notes = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    restricted = fields.Boolean()
+
+
+class SensitivityOut(Schema):
+    id = fields.Integer()
+    restricted = fields.Boolean()
+    vulnerability_notes = fields.String(allow_none=True)
+
+
+@blp.put("/<int:customer_id>/sensitivity")
+@roles_required()
+@blp.arguments(SensitivityIn)
+@blp.response(200, SensitivityOut)
+def sensitivity(data, customer_id):
+    """Set or clear vulnerability notes and the restricted mark (staff who need them; audited)."""
+    customer = visibility.check_customer(current_user, get_customer_or_404(customer_id))
+    if "vulnerability_notes" in data:
+        set_vulnerability(current_user, customer, data["vulnerability_notes"])
+    if "restricted" in data:
+        set_restricted(current_user, customer, data["restricted"])
+    if not visibility.can_edit_vulnerability(current_user, customer):
+        raise Forbidden("Only staff who need vulnerability notes may change them")
+    db.session.commit()
+    return customer

@@ -67,6 +67,7 @@ class CustomerOut(Schema):
     addresses = fields.List(fields.Nested(AddressOut))
     merged_into_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
+    restricted = fields.Boolean(metadata={"description": "a restricted record (crm.visibility)"})
 
 
 class CustomerList(Schema):

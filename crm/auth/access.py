@@ -6,8 +6,9 @@ from flask_login import current_user
 
 from ..extensions import db, login_manager
 from ..models import User
+from .roles import CONSOLE_STAFF
 
-STAFF = ("agent", "supervisor", "service_officer", "admin")
+STAFF = CONSOLE_STAFF
 
 
 @login_manager.user_loader

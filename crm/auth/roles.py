@@ -16,6 +16,8 @@ EDITOR = "editor"
 
 # Every staff role: signed in at all.
 STAFF = tuple(ROLES)
+# Staff who work with residents' records (the default of roles_required()); editors of help content do not.
+CONSOLE_STAFF = (AGENT, SUPERVISOR, SERVICE_OFFICER, ADMIN)
 # Answer residents on the live channels and the shared inbox; write customer records.
 FRONT_LINE = (AGENT, SUPERVISOR)
 # Take webchats from the agent console.

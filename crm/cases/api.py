@@ -1,12 +1,12 @@
 """API: raise, read, work, merge and split cases; list services."""
-from flask import abort
 from flask_login import current_user
 from sqlalchemy import select
 
 from ..api import api_blueprint
 from ..auth.access import roles_required
+from ..auth.roles import CASE_RAISERS, SERVICE_OFFICER
 from ..customers.identity import live_customer
-from ..errors import NotFound, ValidationFailed
+from ..errors import Forbidden, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Contact, Customer, User
 from . import service as cases
@@ -21,7 +21,7 @@ from .schemas import (
 blp = api_blueprint("cases_api", __name__, "Cases: raise, route, work, merge and split", "/cases")
 services_blp = api_blueprint("services_api", __name__, "Services and their categories", "/services")
 
-RAISERS = ("agent", "supervisor", "service_officer")
+RAISERS = CASE_RAISERS
 
 
 def _contact(contact_id) -> Contact:
@@ -35,7 +35,7 @@ def _workable(reference: str):
     case = cases.get_case(reference)
     check_view(current_user, case)
     if not can_work(current_user, case):
-        abort(403)
+        raise Forbidden("You may not change this case")
     return case
 
 
@@ -60,13 +60,13 @@ def list_cases(args):
     service_id = None
     if args["service"]:
         service_id = cases.find_service(args["service"]).id
-    elif current_user.role == "service_officer":
+    elif current_user.role == SERVICE_OFFICER:
         service_id = current_user.service_id
     items, has_next = work_list(
         service_id, status=args["status"], at_risk=args["at_risk"],
         assignee_id=current_user.id if args["assigned"] == "me" else None,
         unassigned=args["assigned"] == "nobody", page=args["page"], per_page=args["per_page"],
-        hidden_service_ids=hidden_services(current_user))
+        viewer=current_user)
     return {"items": [serialise_summary(c) for c in items], "page": args["page"],
             "per_page": args["per_page"], "has_next": has_next}
 
@@ -97,7 +97,7 @@ def create(data):
 def nearby(args):
     """Suggest open cases of a category near a point or address (attach instead of duplicating)."""
     found = cases.nearby_open_cases(args["category"], latitude=args["lat"], longitude=args["long"],
-                                    address=args["address"], radius_m=args["radius"])
+                                    address=args["address"], radius_m=args["radius"], viewer=current_user)
     return {"items": [serialise_summary(c) for c in found], "page": 1, "per_page": len(found), "has_next": False}
 
 
@@ -122,7 +122,7 @@ def patch(data, reference):
     check_view(current_user, case)
     # Agents may leave a note (the resident rang about it); everything else is the owner's work.
     if set(data) - {"note"} and not can_work(current_user, case):
-        abort(403)
+        raise Forbidden("You may not change this case")
     reason = data.get("reason")
     if "service" in data:
         cases.reroute_case(case, data["service"], current_user, category=data.get("category"), reason=reason)
@@ -148,7 +148,7 @@ def merge(data, reference):
     target = cases.get_case(data["into"])
     check_view(current_user, target)
     if not can_work(current_user, target):
-        abort(403)
+        raise Forbidden("You may not change this case")
     kept = cases.merge_cases(source, target, current_user, data["reason"])
     db.session.commit()
     return serialise_case(kept)

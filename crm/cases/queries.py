@@ -1,55 +1,42 @@
 """Read side of cases: who may see and work a case, the work list, and the API's shapes."""
 from typing import Optional
 
-from flask import abort
 from sqlalchemy import select
 
-from ..audit import audit
+from .. import visibility
 from ..extensions import db
 from ..models import Case, Service, User, utcnow
 from . import lifecycle, sla
 
-WORKERS = ("supervisor", "service_officer")
-
 
 def can_view_service(user: User, service: Service) -> bool:
-    """Say whether a member of staff may read a service's cases and mail (sensitive ones need a role that needs them)."""
-    if not service.sensitive:
-        return True
-    if user.has_role("supervisor"):
-        return True
-    return user.role == "service_officer" and user.service_id == service.id
+    """Say whether a member of staff may read a service's cases and mail (the visibility policy's rule)."""
+    return visibility.can_see_service(user, service)
 
 
 def can_view(user: User, case: Case) -> bool:
     """Say whether a member of staff may read a case."""
-    return can_view_service(user, case.service)
+    return visibility.can_see_case(user, case)
 
 
 def can_work(user: User, case: Case) -> bool:
     """Say whether a member of staff may change a case's status, owner, service or post updates."""
-    if user.has_role("supervisor"):
-        return True
-    return user.role == "service_officer" and user.service_id == case.service_id
+    return visibility.can_work_case(user, case)
 
 
 def check_view(user: User, case: Case) -> None:
-    """Refuse (403) a case the user may not read; audit reads of sensitive cases."""
-    if not can_view(user, case):
-        abort(403)
-    if case.service.sensitive:
-        audit(user, "case.view_sensitive", "case", case.id, reference=case.reference)
+    """Refuse (Forbidden) a case the user may not read; audit reads of sensitive cases."""
+    visibility.check_case(user, case)
 
 
 def hidden_services(user: User) -> list[int]:
     """Return the ids of sensitive services whose cases this user may not list."""
-    return [s.id for s in db.session.scalars(select(Service).where(Service.sensitive.is_(True)))
-            if not can_view_service(user, s)]
+    return visibility.hidden_service_ids(user)
 
 
 def work_list(service_id: Optional[int], *, status: Optional[str] = None, at_risk: bool = False,
               assignee_id: Optional[int] = None, unassigned: bool = False, page: int = 1,
-              per_page: int = 50, hidden_service_ids=(), now=None) -> tuple[list[Case], bool]:
+              per_page: int = 50, hidden_service_ids=(), now=None, viewer=None) -> tuple[list[Case], bool]:
     """Return one page of a service's cases, most urgent SLA first, and whether more follow.
 
     No status means all open work. Paging looks one row ahead rather than counting, so a
@@ -60,6 +47,8 @@ def work_list(service_id: Optional[int], *, status: Optional[str] = None, at_ris
         query = query.where(Case.service_id == service_id)
     if hidden_service_ids:
         query = query.where(Case.service_id.notin_(hidden_service_ids))
+    if viewer is not None:
+        query = query.where(visibility.case_condition(viewer))
     if status in (None, "open_all"):
         query = query.where(Case.status.in_(lifecycle.OPEN_STATUSES))
     else:

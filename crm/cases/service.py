@@ -10,6 +10,7 @@ from typing import Optional
 
 from sqlalchemy import select, update
 
+from .. import visibility
 from ..audit import audit
 from ..batching import remembered, stage
 from ..errors import Conflict, NotFound, ValidationFailed
@@ -247,6 +248,8 @@ def attach_contact(case: Case, contact: Contact, actor=None) -> CaseEvent:
     """Link a contact to an existing case instead of raising a duplicate (known-issue deflection)."""
     if case.merged_into_id:
         case = db.session.get(Case, case.merged_into_id)
+    if isinstance(actor, User):
+        visibility.check_contact_move(actor, contact, case)
     if case.status == "closed":
         raise Conflict(f"Case {case.reference} is closed", {"case": ["closed"]})
     contact.case_id = case.id
@@ -261,6 +264,8 @@ def merge_cases(source: Case, target: Case, actor=None, reason: Optional[str] = 
     """Fold a duplicate case into another: its contacts, conversations and files move, its history stays."""
     if source.id == target.id:
         raise ValidationFailed("A case cannot be merged into itself", {"target": ["same case"]})
+    if isinstance(actor, User):
+        visibility.check_case_merge(actor, source, target)
     if source.merged_into_id or target.merged_into_id:
         raise Conflict("One of these cases has already been merged into another", code="case_merged")
     if target.status == "closed":
@@ -290,6 +295,8 @@ def split_contact(case: Case, contact: Contact, actor=None, *, title: Optional[s
     if contact.case_id != case.id:
         raise ValidationFailed(f"Contact {contact.id} is not on case {case.reference}",
                                {"contact_id": ["not on this case"]})
+    if isinstance(actor, User):
+        visibility.check_contact_move(actor, contact)
     new_case = open_case(
         contact.customer, service_code or (None if category else case.service.code), category or case.category,
         title or contact.summary or case.title, contact.notes or "", actor=actor, contact=contact,
@@ -313,10 +320,15 @@ def distance_m(lat1, lon1, lat2, lon2) -> float:
 
 
 def nearby_open_cases(category: str, *, latitude=None, longitude=None, address: Optional[str] = None,
-                      radius_m: float = 150, limit: int = 5) -> list[Case]:
-    """Suggest open cases of the same category near a point (or at the same address) before raising one."""
+                      radius_m: float = 150, limit: int = 5, viewer=None) -> list[Case]:
+    """Suggest open cases of the same category near a point (or at the same address) before raising one.
+
+    With a viewer, only cases the visibility policy lets them read are suggested.
+    """
     query = select(Case).where(Case.category == category, Case.status.in_(lifecycle.OPEN_STATUSES),
                                Case.merged_into_id.is_(None))
+    if viewer is not None:
+        query = query.where(visibility.case_condition(viewer))
     if latitude is not None and longitude is not None:
         # A bounding box the indexes can use, then the exact distance.
         dlat = radius_m / 111_320

@@ -5,8 +5,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import visibility
 from ..audit import audit
 from ..auth.access import roles_required
+from ..auth.roles import CASE_RAISERS, CASE_WORKERS, SERVICE_OFFICER, SUPERVISORS
 from ..customers.identity import live_customer
 from ..customers.timeline import record_contact
 from ..errors import DomainError
@@ -22,8 +24,8 @@ from .forms import (
 from .queries import active_services, can_work, check_view, hidden_services, work_list
 
 bp = Blueprint("cases", __name__)
-WORK_ROLES = ("service_officer", "supervisor")
-RAISERS = ("agent", "supervisor", "service_officer")
+WORK_ROLES = CASE_WORKERS
+RAISERS = CASE_RAISERS
 add_nav_item("Cases", "cases.work_list_page", *WORK_ROLES)
 add_nav_item("Routing rules", "cases.routing_rules", "admin")
 
@@ -42,7 +44,7 @@ def work_list_page():
     page = request.args.get("page", 1, type=int) or 1
     items, has_next = work_list(service.id if service else None, status=status, at_risk=at_risk,
                                 assignee_id=current_user.id if mine else None, page=max(1, min(page, 10000)),
-                                hidden_service_ids=hidden_services(current_user))
+                                viewer=current_user)
     return render_template("cases/work_list.html", items=items, services=services, service=service,
                            status=status, at_risk=at_risk, mine=mine, page=page, has_next=has_next,
                            status_choices=STATUS_CHOICES, labels=lifecycle.STATUS_LABELS)
@@ -62,7 +64,7 @@ def _render_case(case, status=200, **forms):
     status_form.status.choices = [(s, lifecycle.STATUS_LABELS[s]) for s in lifecycle.allowed_next(case)]
     assign_form = forms.get("assign_form") or AssignForm()
     officers = db.session.scalars(select(User).where(User.active.is_(True), (
-        (User.role == "service_officer") & (User.service_id == case.service_id)) | User.role.in_(("supervisor",)))
+        (User.role == SERVICE_OFFICER) & (User.service_id == case.service_id)) | User.role.in_(SUPERVISORS))
         .order_by(User.name)).all()
     assign_form.assignee_id.choices = [(0, f"{case.service.name} team")] + [(u.id, u.name) for u in officers]
     assign_form.assignee_id.data = case.assignee_id or 0
@@ -206,6 +208,7 @@ def new_case(customer_id):
     customer = live_customer(db.session.get(Customer, customer_id))
     if customer is None:
         abort(404)
+    visibility.check_customer(current_user, customer)
     form = NewCaseForm()
     form.category.choices = _category_choices()
     suggestions = []
@@ -213,7 +216,7 @@ def new_case(customer_id):
         lat, lon = _float(form.latitude.data), _float(form.longitude.data)
         if not form.raise_anyway.data:
             suggestions = cases.nearby_open_cases(form.category.data, latitude=lat, longitude=lon,
-                                                  address=form.location_address.data)
+                                                  address=form.location_address.data, viewer=current_user)
         if not suggestions:
             try:
                 contact = record_contact(customer, "phone", summary=form.title.data, notes=form.description.data,
@@ -243,6 +246,7 @@ def attach(customer_id):
     form = AttachForm()
     if customer is None:
         abort(404)
+    visibility.check_customer(current_user, customer)
     if not form.validate_on_submit():
         abort(400)
     case = _case_or_404(form.reference.data)

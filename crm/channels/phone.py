@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
+from .. import visibility
 from ..cases.service import open_case
 from ..customers.identity import resolve_customer, live_customer
 from ..customers.timeline import record_contact
@@ -32,6 +33,7 @@ def log_call(agent, *, customer_id: Optional[int] = None, caller: Optional[dict]
         customer = live_customer(db.session.get(Customer, customer_id))
         if customer is None:
             raise NotFound(f"No customer {customer_id}", {"customer_id": ["unknown customer"]})
+        visibility.check_customer(agent, customer)
     elif caller:
         customer = resolve_customer(caller.get("name"), caller.get("email"), caller.get("phone"))
     else:

@@ -3,7 +3,7 @@ from flask import Blueprint
 
 bp = Blueprint("console", __name__)
 
-from . import views  # noqa: E402,F401
+from . import sensitivity, views  # noqa: E402,F401
 
 
 def register(app, api):

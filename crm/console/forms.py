@@ -49,3 +49,9 @@ class MergeForm(FlaskForm):
     keep_name = SelectField("Name to keep", choices=[("target", "This customer's name"),
                                                       ("source", "The other customer's name")])
     submit = SubmitField("Merge customers")
+
+
+class SensitivityForm(FlaskForm):
+    vulnerability_notes = TextAreaField("Vulnerability notes", validators=[Optional(), Length(max=5000)])
+    restricted = BooleanField("Restricted record: only staff who need it may read it")
+    submit = SubmitField("Save")

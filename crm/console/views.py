@@ -1,25 +1,26 @@
 """Console pages: search, customer page with timeline, new caller, log a call, merge."""
 from datetime import datetime, timezone
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import visibility
 from ..audit import audit
 from ..auth.access import roles_required
+from ..auth.roles import FRONT_LINE
 from ..channels.phone import CaseRequest, log_call
 from ..customers.identity import create_customer, live_customer
 from ..customers.merge import merge_customers
 from ..customers.search import search_customers
 from ..customers.timeline import describe_event, timeline_page
-from ..errors import DomainError
+from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..models import Case, Category, Customer, Service, utcnow
 from . import bp
 from ..knowledge.articles import record_use as record_article_use
-from .forms import OUTCOME_LABELS, CallForm, CustomerForm, MergeForm
+from .forms import OUTCOME_LABELS, CallForm, CustomerForm, MergeForm, SensitivityForm
 
-SENSITIVE_ROLES = ("supervisor", "service_officer")
 
 
 def category_choices():
@@ -46,8 +47,8 @@ def _parse_instant(raw):
 def _customer_or_404(customer_id):
     customer = db.session.get(Customer, customer_id)
     if customer is None:
-        abort(404)
-    return customer
+        raise NotFound(f"No customer {customer_id}")
+    return visibility.check_customer(current_user, customer)
 
 
 @bp.route("/")
@@ -62,12 +63,12 @@ def home():
 def search():
     """One search box for the caller: name, phone, email, postcode or case reference."""
     q = request.args.get("q", "").strip()[:200]
-    results = search_customers(q) if q else []
+    results = visibility.search_results(current_user, q, search_customers(q)) if q else []
     return render_template("console/search.html", q=q, results=results)
 
 
 @bp.route("/customers/new", methods=["GET", "POST"])
-@roles_required("agent", "supervisor")
+@roles_required(*FRONT_LINE)
 def new_customer():
     """Start a new caller's record."""
     form = CustomerForm()
@@ -120,17 +121,20 @@ def _render_customer(record, form, status=200):
         entries, next_cursor = timeline_page(record.id, 25, before)
     except DomainError:
         entries, next_cursor = timeline_page(record.id, 25, None)
+    entries = visibility.redact_timeline(current_user, entries)
     open_cases = db.session.scalars(
-        select(Case).where(Case.customer_id == record.id, Case.status.notin_(("resolved", "closed")))
+        select(Case).where(Case.customer_id == record.id, Case.status.notin_(("resolved", "closed")),
+                           visibility.case_condition(current_user))
         .order_by(Case.created_at.desc())).all()
-    show_sensitive = current_user.has_role(*SENSITIVE_ROLES)
-    if show_sensitive and record.vulnerability_notes:
-        audit(current_user, "customer.view_sensitive", "customer", record.id)
-        db.session.commit()
+    show_sensitive = visibility.check_vulnerability(current_user, record)
+    db.session.commit()  # the audit entries of sensitive reads
     return render_template(
         "console/customer.html", customer=record, form=form, entries=entries, next_cursor=next_cursor,
         open_cases=open_cases, describe_event=describe_event, outcome_labels=OUTCOME_LABELS,
         show_sensitive=show_sensitive, merge_form=MergeForm(),
+        can_edit_sensitive=visibility.can_edit_vulnerability(current_user, record),
+        sensitivity_form=SensitivityForm(vulnerability_notes=record.vulnerability_notes if show_sensitive else None,
+                                         restricted=record.restricted),
     ), status
 
 
@@ -176,7 +180,7 @@ def log_call_view(customer_id):
 
 
 @bp.route("/customers/<int:customer_id>/merge", methods=["POST"])
-@roles_required("agent", "supervisor")
+@roles_required(*FRONT_LINE)
 def merge(customer_id):
     """Merge another customer's record into this one."""
     target = _customer_or_404(customer_id)
@@ -189,6 +193,7 @@ def merge(customer_id):
         flash(f"No customer {form.source_id.data}.", "error")
         return redirect(url_for("console.customer", customer_id=target.id))
     try:
+        visibility.check_customer_merge(current_user, source, target)
         merge_customers(source, target, current_user, keep_name=form.keep_name.data)
         db.session.commit()
     except DomainError as error:

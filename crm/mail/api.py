@@ -11,6 +11,7 @@ from flask import current_app, request
 from flask_login import current_user
 from flask_smorest import Blueprint
 
+from .. import visibility
 from ..api import API_PREFIX, api_blueprint
 from ..auth.access import roles_required
 from ..channels.email import ATTACHMENT_URL, receive, reply_to_conversation
@@ -127,6 +128,7 @@ def read(conversation_id):
 def reply(data, conversation_id):
     """Reply to the resident: by email over SMTP with the thread's headers, or into their chat."""
     conversation = get_conversation_or_404(conversation_id)
+    visibility.check_write_conversation(current_user, conversation)
     message = reply_to_conversation(conversation, current_user, data["body"], internal=data["internal"])
     db.session.commit()
     return serialise_message(message)

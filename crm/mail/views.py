@@ -7,7 +7,9 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from ..audit import audit
+from .. import visibility
 from ..auth.access import roles_required
+from ..auth.roles import FRONT_LINE
 from ..cases.queries import check_view
 from ..channels.email import reprocess, reply_to_conversation, resolve_conversation, retry_send
 from ..customers.timeline import describe_event, timeline_page
@@ -20,7 +22,7 @@ from . import bp
 from .access import check_view_conversation, visible_conversations
 from .forms import ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
 
-WORKERS = ("agent", "supervisor")
+WORKERS = FRONT_LINE
 VIEWS = {"unassigned": "Unassigned", "mine": "Mine", "waiting": "Waiting on customer"}
 OPEN_STATES = ("open", "queued", "assigned", "waiting_customer")
 # Types a browser may show inline; everything else is downloaded, never rendered.
@@ -75,6 +77,7 @@ def _render_conversation(conversation, reply_form=None, note_form=None, status=2
     assign_form.assignee.choices = [("", "Nobody (back to the queue)")] + [(str(u.id), u.name) for u in staff]
     assign_form.assignee.data = str(conversation.assignee_id or "")
     entries, _ = timeline_page(conversation.customer_id, 15)
+    entries = visibility.redact_timeline(current_user, entries)
     inbound = {row.stored_message_id: row for row in db.session.scalars(
         select(InboundEmail).where(InboundEmail.conversation_id == conversation.id))}
     sends = {row.stored_message_id: row for row in db.session.scalars(

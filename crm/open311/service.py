@@ -13,6 +13,7 @@ from typing import Optional
 
 from sqlalchemy import select
 
+from .. import visibility
 from ..cases import lifecycle
 from ..cases import service as cases
 from ..customers.identity import normalise_email, resolve_customer, try_normalise_phone
@@ -224,14 +225,15 @@ def parse_datetime(name: str, raw: Optional[str]) -> Optional[datetime]:
 
 
 def find_case(service_request_id: str) -> Optional[Case]:
-    """Return the case a service_request_id names (its reference)."""
-    return db.session.scalar(select(Case).where(Case.reference == service_request_id.strip().upper()))
+    """Return the case a service_request_id names, if Open311 may publish it (else None: not found)."""
+    return db.session.scalar(select(Case).where(Case.reference == service_request_id.strip().upper(),
+                                                visibility.open311_condition()))
 
 
 def list_requests(ids: Optional[str], service_code: Optional[str], start: Optional[datetime],
                   end: Optional[datetime], status: Optional[str]) -> list[Case]:
     """Return cases for GET requests with the spec's filters (default: the last 90 days, at most 1000)."""
-    query = select(Case).where(Case.reference.is_not(None))
+    query = select(Case).where(visibility.open311_condition())
     if ids:
         wanted = [i.strip().upper() for i in ids.split(",") if i.strip()][:MAX_REQUESTS_LISTED]
         return db.session.scalars(query.where(Case.reference.in_(wanted)).order_by(Case.id)).all()
@@ -266,8 +268,9 @@ def open311_status(case: Case) -> str:
 def describe_request(case: Case) -> dict:
     """Return the fields of a <request> in GET requests (public information only: never notes)."""
     shown = case
-    if case.merged_into_id:  # a duplicate reports the progress of the case that was kept
-        shown = db.session.get(Case, case.merged_into_id) or case
+    if case.merged_into_id:  # a duplicate reports the progress of the case that was kept, if that is public
+        kept = db.session.get(Case, case.merged_into_id)
+        shown = kept if kept is not None and visibility.open311_public(kept) else case
     latest_update = db.session.scalar(
         select(CaseEvent).where(CaseEvent.case_id == shown.id, CaseEvent.public.is_(True))
         .order_by(CaseEvent.occurred_at.desc(), CaseEvent.id.desc()).limit(1))
@@ -282,7 +285,7 @@ def describe_request(case: Case) -> dict:
         "status_notes": notes,
         "service_name": category.name if category else case.category,
         "service_code": case.category,
-        "description": case.description,
+        "description": visibility.open311_description(case),
         "agency_responsible": shown.service.name,
         "service_notice": None,
         "requested_datetime": case.created_at.isoformat(),
@@ -324,7 +327,7 @@ def request_updates(start: Optional[datetime], end: Optional[datetime]) -> list[
         raise Open311Error(400, "end_date is before start_date")
     query = (select(CaseEvent, Case).join(Case, Case.id == CaseEvent.case_id)
              .join(Open311Request, Open311Request.case_id == Case.id)
-             .where(CaseEvent.occurred_at >= start,
+             .where(visibility.open311_condition(), CaseEvent.occurred_at >= start,
                     (CaseEvent.public.is_(True)) | CaseEvent.kind.in_(STATUS_EVENT_KINDS + ("merged",))))
     if end is not None:
         query = query.where(CaseEvent.occurred_at <= end)

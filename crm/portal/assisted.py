@@ -6,6 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth.access import roles_required
+from ..auth.roles import FRONT_LINE
 from ..channels.web_form import Submission, parse_fields, published_forms, read_answers, send_confirmation, submit
 from ..customers.identity import live_customer
 from ..errors import DomainError
@@ -16,7 +17,7 @@ from .drafts import current_draft, draft_uploads, forget, photo_location, read_u
 from .forms_views import question_blocks
 from .questions import error_list, typed_values
 
-AGENT_ROLES = ("agent", "supervisor")
+AGENT_ROLES = FRONT_LINE
 
 
 def _caller_or_404(customer_id: int) -> Customer:

@@ -7,7 +7,9 @@ from typing import Optional
 from blinker import Namespace
 from sqlalchemy import delete, select
 
+from .. import visibility
 from ..audit import audit
+from ..auth.roles import CHAT_HOLDERS_SQL
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import (
@@ -17,7 +19,7 @@ from ..signals import send_after_commit
 from .figures import ACTIVE_CONVERSATION
 
 MAX_CHAT_CAPACITY = 10
-WORK_ROLES = ("agent", "supervisor", "admin")
+WORK_ROLES = CHAT_HOLDERS_SQL
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 _signals = Namespace()
@@ -66,6 +68,7 @@ def move_conversation(actor, conversation_id: int, *, agent_id: Optional[int] = 
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound(f"No conversation {conversation_id}")
+    visibility.check_conversation(actor, conversation)
     if conversation.channel not in ("webchat", "email"):
         raise ValidationFailed("Only chats and emails move", {"conversation_id": ["not a chat or email"]})
     movable = ("queued", "assigned") if conversation.channel == "webchat" else ACTIVE_CONVERSATION
@@ -88,6 +91,7 @@ def move_conversation(actor, conversation_id: int, *, agent_id: Optional[int] = 
         if queue.channel != conversation.channel:
             raise ValidationFailed("That queue takes another channel",
                                    {"queue": [f"{queue.code} is a {queue.channel} queue"]})
+        visibility.check_conversation_move(actor, conversation, queue)
         conversation.queue_id = queue.id
         conversation.assignee_id = None
         if chat is not None:

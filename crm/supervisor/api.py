@@ -5,13 +5,13 @@ from marshmallow import RAISE, Schema, fields, validate
 from ..api import api_blueprint
 from ..api.schemas import AwareDateTime, StrictSchema
 from ..auth.access import roles_required
+from ..auth.roles import SUPERVISORS
 from ..extensions import db
 from ..models import CHANNELS
 from . import actions, reports, tables
 from .csvout import csv_response
 from .figures import active_banners, queue_figures, current_time, serialise_banner
 
-SUPERVISORS = ("supervisor",)  # admins always pass
 
 queues_blp = api_blueprint("queues", __name__, "Live queue figures", "/queues")
 reports_blp = api_blueprint("reports", __name__, "Contact-centre reports for supervisors", "/reports")

@@ -13,13 +13,13 @@ from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
 from ..auth.accounts import user_for_token
+from ..auth.roles import SUPERVISORS
 from ..extensions import db, socketio
 from ..models import User
 from .figures import dashboard_snapshot
 from .push import NAMESPACE, ROOM, pusher_for
 
 log = logging.getLogger(__name__)
-SUPERVISOR_ROLES = ("supervisor",)  # admins always pass has_role
 
 # sid -> user id of the sockets connected to this process.
 _watchers: dict[str, int] = {}
@@ -37,7 +37,7 @@ def _user_from_handshake(auth) -> User | None:
 
 
 def _allowed(user: User | None) -> bool:
-    return bool(user and user.active and user.has_role(*SUPERVISOR_ROLES))
+    return bool(user and user.active and user.has_role(*SUPERVISORS))
 
 
 def _watcher() -> User | None:

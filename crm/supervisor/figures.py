@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from sqlalchemy import and_, case, func, select, type_coerce
 
+from ..auth.roles import DESK_STAFF_SQL
 from ..extensions import db
 from ..models import (
     AgentPresence, AgentSkill, AgentSocket, Banner, Case, ChatSession, Contact, Conversation, Queue, User, UTCDateTime, utcnow,
@@ -28,7 +29,7 @@ from ..models import (
 ACTIVE_CONVERSATION = ("queued", "open", "assigned", "waiting_customer", "ended")
 WAITING_CONVERSATION = ("queued", "open")
 FINISHED_CASE = ("resolved", "closed")
-DESK_ROLES = ("agent", "supervisor")
+DESK_ROLES = DESK_STAFF_SQL
 LOCAL_TZ = ZoneInfo("Europe/London")
 
 

@@ -6,6 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth.access import roles_required
+from ..auth.roles import SUPERVISORS
 from ..errors import DomainError
 from ..extensions import db
 from ..models import CHANNELS, Queue, User
@@ -15,7 +16,6 @@ from .figures import (
     DESK_ROLES, active_banners, current_time, dashboard_snapshot, live_conversations, movable_label,
 )
 
-SUPERVISORS = ("supervisor",)  # admins always pass
 CHANNEL_LABELS = {
     "phone": "Phone", "email": "Email", "webchat": "Webchat", "web_form": "Web form",
     "open311": "Open311 app", "face_to_face": "Face to face", "letter": "Letter", "cases": "Cases",

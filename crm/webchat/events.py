@@ -14,8 +14,10 @@ from flask import current_app, request
 from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
+from .. import visibility
 from ..auth.accounts import user_for_token
-from ..errors import DomainError, ValidationFailed
+from ..auth.roles import SUPERVISORS
+from ..errors import DomainError, Forbidden, ValidationFailed
 from ..extensions import db, socketio
 from ..models import User
 from . import push, service
@@ -25,8 +27,6 @@ from .push import AGENT_NS, RESIDENT_NS, conv_room, user_room
 from .transcript import send_transcript
 
 log = logging.getLogger("crm.webchat")
-
-SUPERVISOR_ROLES = ("supervisor",)
 
 
 @dataclass
@@ -414,7 +414,10 @@ def agent_accept(data=None):
     """Agent picks a waiting chat (or re-opens one they hold); gets its messages."""
     data = payload_object(data)
     user = current_staff()
-    conversation, newly = service.accept(data.get("conversation_id"), user)
+    waiting = service.chat_or_404(data.get("conversation_id"))
+    if waiting.assignee_id != user.id and not visibility.can_take_chat(user, waiting, service.skills_of(user)):
+        raise Forbidden("That chat needs someone its service has given the topic", code="not_allowed")
+    conversation, newly = service.accept(waiting.id, user)
     db.session.commit()
     if newly:
         push.push_status(conversation)
@@ -431,8 +434,10 @@ def agent_history(data=None):
     data = payload_object(data)
     user = current_staff()
     conversation = service.chat_or_404(data.get("conversation_id"))
-    if conversation.assignee_id != user.id and not user.has_role(*SUPERVISOR_ROLES):
-        raise DomainError("That chat is not yours", code="not_yours", status=403)
+    if conversation.assignee_id != user.id and not user.has_role(*SUPERVISORS):
+        raise Forbidden("That chat is not yours", code="not_yours")
+    visibility.check_conversation(user, conversation)
+    db.session.commit()  # the audit entry of a sensitive read
     after = service.clean_int(data.get("after_seq", 0), "after_seq")
     return {"messages": [service.serialise_message(m) for m in
                          service.messages_after(conversation.id, after, include_internal=True)]}
@@ -455,7 +460,7 @@ def _agent_store(data, internal: bool):
     if stored is None:  # SQLite, refused, or a re-sent client id: the ORM path stores or says why
         user = current_staff()
         # Supervisors may write in any chat; agents only in their own (checked in the storing UPDATE).
-        holder = None if user.has_role(*SUPERVISOR_ROLES) else user
+        holder = None if user.has_role(*SUPERVISORS) else user
         stored = service.store_once(conversation_id, "agent", body, client_id, user=user,
                                     internal=internal, holder=holder, states=states)
     message, holder_id = stored

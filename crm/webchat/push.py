@@ -20,6 +20,7 @@ import uuid
 from typing import Optional
 
 
+from .. import visibility
 from ..extensions import db, socketio
 from ..models import Conversation, Message, utcnow
 from ..signals import message_stored
@@ -106,10 +107,10 @@ def push_status(conversation: Conversation, position: Optional[int] = None, outl
                   to=conv_room(conversation.id))
 
 
-def chat_summary(conversation: Conversation) -> dict:
-    """Return what an agent's console shows about a chat."""
+def chat_summary(conversation: Conversation, for_everyone: bool = False) -> dict:
+    """Return what an agent's console shows about a chat (for_everyone: as the shared queue shows it)."""
     chat = conversation.chat
-    return {
+    summary = {
         "conversation_id": conversation.id, "status": conversation.status, "topic": conversation.topic,
         "customer_id": conversation.customer_id, "customer_name": conversation.customer.name,
         "name": chat.name, "email": chat.email, "phone": chat.phone,
@@ -118,13 +119,14 @@ def chat_summary(conversation: Conversation) -> dict:
         "case_reference": conversation.case.reference if conversation.case else None,
         "assignee_id": conversation.assignee_id,
     }
+    return visibility.redact_chat_summary(conversation, summary) if for_everyone else summary
 
 
 def queue_items(waiting=None) -> list[dict]:
     """Return the waiting list as agents' consoles show it (related rows loaded in bulk)."""
     waiting = service.waiting_chats() if waiting is None else waiting
     related = service.load_related(waiting)  # noqa: F841 - keeps them in the identity map
-    return [chat_summary(c) for c in waiting]
+    return [chat_summary(c, for_everyone=True) for c in waiting]
 
 
 def assigned_news(conversations) -> list[tuple[int, dict, dict]]:

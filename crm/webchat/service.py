@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
+from ..auth.roles import ADMINS, CHAT_HOLDERS_SQL, CHAT_STAFF, SUPERVISORS
 from ..cases.service import open_case
 from ..customers.identity import resolve_customer
 from ..customers.timeline import record_contact
@@ -37,7 +38,7 @@ TOPICS = [
 ]
 LIVE_STATES = ("queued", "assigned")  # a resident is (or may be) still there
 HELD_STATES = ("assigned", "ended")  # counts against the agent's capacity until closed
-CHAT_ROLES = ("agent", "supervisor")
+CHAT_ROLES = CHAT_STAFF
 ASSIGN_LOCK_KEY = 5_054_801  # arbitrary: the PostgreSQL advisory lock of chat assignment
 PRESENCE_CHOICES = ("available", "busy", "away")
 
@@ -251,10 +252,10 @@ def store_once(conversation_id: int, author: str, body: str, client_id: str,
 # statement: still active, still a chat role, and (agents) still holding the chat.
 _STAFF_CTE = """staff AS (
     SELECT id, name, role FROM users
-    WHERE id = :user_id AND active AND role IN ('agent', 'supervisor', 'admin')
+    WHERE id = :user_id AND active AND role IN :chat_roles
 ), """
 _STAFF_CHECK = """
-      AND (staff.role IN ('supervisor', 'admin') OR conversations.assignee_id = staff.id)"""
+      AND (staff.role IN :any_chat_roles OR conversations.assignee_id = staff.id)"""
 _STORE_SQL = """WITH {staff_cte}conv AS (
     UPDATE conversations SET last_seq = last_seq + 1, last_message_at = :now, updated_at = :now
     {staff_from}WHERE conversations.id = :conversation_id AND conversations.status IN :states{staff_check}
@@ -275,7 +276,8 @@ RESIDENT_STORE = text(_STORE_SQL.format(staff_cte="", staff_from="", staff_check
                                         name_column="NULL")).bindparams(bindparam("states", expanding=True))
 STAFF_STORE = text(_STORE_SQL.format(staff_cte=_STAFF_CTE, staff_from="FROM staff ", staff_check=_STAFF_CHECK,
                                      staff_name=", staff.name", name_column="conv.name")
-                   ).bindparams(bindparam("states", expanding=True))
+                   ).bindparams(bindparam("states", expanding=True), bindparam("chat_roles", expanding=True),
+                                bindparam("any_chat_roles", expanding=True))
 
 
 def store_in_one_statement(conversation_id: int, author: str, body: str, client_id: str, states,
@@ -293,6 +295,8 @@ def store_in_one_statement(conversation_id: int, author: str, body: str, client_
               "direction": "inbound" if author == "resident" else "outbound", "internal": internal,
               "client_id": client_id, "states": list(states), "now": now.replace(tzinfo=None)}
     statement = RESIDENT_STORE if user_id is None else STAFF_STORE
+    if user_id is not None:
+        params.update(chat_roles=list(CHAT_HOLDERS_SQL), any_chat_roles=list(SUPERVISORS + ADMINS))
     # Autocommit: no BEGIN/COMMIT round trips; the one statement is atomic on its own.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(statement, params).first()
@@ -516,7 +520,7 @@ def available_agents() -> list[tuple[User, int, int]]:
     agents = db.session.scalars(
         select(User).join(AgentPresence, AgentPresence.user_id == User.id)
         .where(AgentPresence.status == "available", User.active.is_(True),
-               User.role.in_(CHAT_ROLES + ("admin",)), User.id.in_(connected))).all()
+               User.role.in_(CHAT_HOLDERS_SQL), User.id.in_(connected))).all()
     loads = agent_loads([a.id for a in agents])
     return [(a, loads.get(a.id, (0, None))[0], a.chat_capacity or 0) for a in agents]
 
@@ -578,7 +582,7 @@ def staff_skills() -> dict[int, set[str]]:
     skills: dict[int, set[str]] = {}
     for user_id, topic in db.session.execute(
             select(AgentSkill.user_id, AgentSkill.topic).join(User, User.id == AgentSkill.user_id)
-            .where(User.active.is_(True), User.role.in_(CHAT_ROLES + ("admin",)))):
+            .where(User.active.is_(True), User.role.in_(CHAT_HOLDERS_SQL))):
         skills.setdefault(user_id, set()).add(topic)
     return skills
 
@@ -679,7 +683,7 @@ def chat_or_404(conversation_id) -> Conversation:
 def held_by(conversation_id, agent: User) -> Conversation:
     """Return a chat the agent holds (supervisors and admins may act on any)."""
     conversation = chat_or_404(conversation_id)
-    if conversation.assignee_id != agent.id and not agent.has_role("supervisor"):
+    if conversation.assignee_id != agent.id and not agent.has_role(*SUPERVISORS):
         raise DomainError("That chat is not yours", code="not_yours", status=403)
     if conversation.status not in HELD_STATES:
         raise Conflict("That chat is not open", code="not_open")
