@@ -87,6 +87,9 @@ def create_app(config=None):
     from . import http_errors
 
     http_errors.init_app(app)
+    from . import db_retry
+
+    db_retry.init_app(app)  # before Socket.IO wraps wsgi_app: only HTTP requests are retried
     # The JSON API first, so each area's register() can add its smorest blueprints to it.
     api.init_app(app)
     for area in areas():

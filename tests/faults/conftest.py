@@ -106,7 +106,7 @@ def processes(database_url, sink):
 
     class Start:
         def server(self, redis_url=None, **kw):
-            server = ServerProcess(database_url, **{**settings(redis_url), **kw})
+            server = ServerProcess(kw.pop("database_url", database_url), **{**settings(redis_url), **kw})
             started.append(server)
             return server
 
