@@ -75,9 +75,6 @@ def create_app(config=None):
     from . import outbox
 
     outbox.install(db.session)  # after-commit work owed by a change is relayed once it commits
-    from . import outbox
-
-    outbox.install(db.session)  # after-commit work owed by a change is relayed once it commits
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
     login_manager.session_protection = "strong"
