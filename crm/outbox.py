@@ -44,22 +44,25 @@ def enqueue_after_commit(task, *args) -> OutboxJob:
 
 
 def install(session_factory) -> None:
-    """Hook the session: after a commit the new rows go to the relay; after a rollback they are forgotten."""
+    """Hook the session (once): after a commit the new rows go to the relay; after a rollback they are forgotten."""
+    for name, listener in (("after_commit", _relay_committed), ("after_rollback", _forget_rolled_back)):
+        if not event.contains(session_factory, name, listener):
+            event.listen(session_factory, name, listener)
 
-    @event.listens_for(session_factory, "after_commit")
-    def _relay(session):
-        if session.in_nested_transaction():
-            return  # a SAVEPOINT released: the real commit is still to come
-        rows = session.info.pop("outbox_new", None)
-        if rows:
-            # The identity key is kept after the commit expired the rows: no SQL here.
-            ids = [inspect(row).identity[0] for row in rows if inspect(row).identity]
-            if ids:
-                relay(ids)
 
-    @event.listens_for(session_factory, "after_rollback")
-    def _forget(session):
-        session.info.pop("outbox_new", None)
+def _relay_committed(session) -> None:
+    if session.in_nested_transaction():
+        return  # a SAVEPOINT released: the real commit is still to come
+    rows = session.info.pop("outbox_new", None)
+    if rows:
+        # The identity key is kept after the commit expired the rows: no SQL here.
+        ids = [inspect(row).identity[0] for row in rows if inspect(row).identity]
+        if ids:
+            relay(ids)
+
+
+def _forget_rolled_back(session) -> None:
+    session.info.pop("outbox_new", None)
 
 
 def relay(ids) -> None:
