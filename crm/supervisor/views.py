@@ -38,6 +38,23 @@ def wait_duration(seconds) -> str:
     return f"{secs} s"
 
 
+@bp.app_template_filter("money")
+def money(pounds) -> str:
+    """Show pounds the GOV.UK way: £1,234.50, and a true minus sign before the pound sign (−£8.37)."""
+    if pounds is None:
+        return "–"
+    value = float(pounds)
+    return f"{'−' if value < 0 else ''}£{abs(value):,.2f}"
+
+
+@bp.app_template_filter("column_label")
+def column_label(name: str) -> str:
+    """Turn a report column code into its heading: estimated_cost_gbp -> Estimated cost (£)."""
+    label = name[:-4] + " (£)" if name.endswith("_gbp") else name
+    label = label.replace("_", " ")
+    return label[:1].upper() + label[1:]
+
+
 def _back(anchor: str = ""):
     return redirect(url_for("supervisor.dashboard") + (f"#{anchor}" if anchor else ""))
 
