@@ -52,6 +52,9 @@ class Config:
     SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
     SMTP_STARTTLS = _bool("SMTP_STARTTLS")
+    # The CRM's public address: links in mail and widget.js are built from it, never from the Host header.
+    CRM_BASE_URL = os.environ.get("CRM_BASE_URL") or (
+        f"http://{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}")
     CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM") or "contact@council.example"
     CRM_MAIL_DOMAIN = os.environ.get("CRM_MAIL_DOMAIN") or "council.example"
     SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT") or 30)
@@ -119,6 +122,7 @@ class Config:
 class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "test-secret"
+    CRM_BASE_URL = "http://localhost"  # what Flask's test client calls itself
     SQLALCHEMY_DATABASE_URI = "sqlite://"
     RATELIMIT_STORAGE_URI = "memory://"
     WTF_CSRF_ENABLED = True

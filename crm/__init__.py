@@ -72,6 +72,9 @@ def create_app(config=None):
     migrate.init_app(app, db, render_as_batch=True,
                      directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     signals.install(db.session)
+    from .auth import sessions
+
+    sessions.install(db.session)  # ended sessions and revoked tokens close their live sockets
     from . import outbox
 
     outbox.install(db.session)  # after-commit work owed by a change is relayed once it commits
@@ -118,6 +121,10 @@ def create_app(config=None):
     jobs.init_app(app)
 
     cli.init_app(app)
+
+    from . import security
+
+    security.init_app(app)
 
     @app.after_request
     def security_headers(response):

@@ -243,7 +243,9 @@ def chromium():
 @pytest.fixture
 def page(chromium):
     """A fresh browser context and page, closed after the test."""
-    context = chromium.new_context(viewport={"width": 1366, "height": 768})
+    # bypass_csp: Playwright's own helpers (wait_for_function, axe injection) run as inline script;
+    # tests/test_security_browser.py checks our pages under the real policy.
+    context = chromium.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
     page = context.new_page()
     page.set_default_timeout(15000)
     yield page

@@ -1,6 +1,6 @@
 """Admin pages to manage staff users and tokens."""
 from flask import abort, flash, redirect, render_template, url_for
-from flask_login import current_user
+from flask_login import current_user, login_user
 from sqlalchemy import select
 
 from ..audit import audit
@@ -74,6 +74,8 @@ def user(user_id):
         audit(current_user, "user.update", "user", record.id,
               password_changed=bool(form.new_password.data), **{k: str(v) for k, v in changes.items()})
         db.session.commit()
+        if record.id == current_user.id:
+            login_user(record)  # a new password ends the admin's other sessions, not this one
         flash("Changes saved.", "success")
         return redirect(url_for("admin.user", user_id=record.id))
     if request_is_post_with_errors(form):

@@ -16,11 +16,12 @@ def load_user(user_id):
     """Return the signed-in user from the session, unless the request brings a bearer token."""
     if bearer_request():
         return None  # a request that presents a token is judged by the token alone
-    try:
-        user = db.session.get(User, int(user_id))
-    except (TypeError, ValueError):
-        return None
-    return user if user and user.active else None
+    from .sessions import split_session_id
+
+    uid, stamp = split_session_id(user_id)
+    user = db.session.get(User, uid) if uid is not None else None
+    # A session signed in before the user's last sign-out, password or role change has ended.
+    return user if user and user.active and stamp == user.session_stamp else None
 
 
 @login_manager.request_loader

@@ -112,13 +112,19 @@ def revoke_token(token: ApiToken, actor=None) -> None:
 
 def user_for_token(secret: str) -> Optional[User]:
     """Return the active user a live token belongs to, noting its use."""
-    if not secret or len(secret) > 200:
+    token = live_token(secret)
+    return token.user if token else None
+
+
+def live_token(secret: str) -> Optional[ApiToken]:
+    """Return the unrevoked token of an active user with this secret, noting its use."""
+    if not secret or not isinstance(secret, str) or len(secret) > 200:
         return None
     token = db.session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(secret)))
     if token is None or token.revoked_at is not None or not token.user.active:
         return None
     token.last_used_at = utcnow()
-    return token.user
+    return token
 
 
 def _digest(secret: str) -> str:

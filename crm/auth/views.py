@@ -42,6 +42,11 @@ def login():
 @bp.route("/logout", methods=["POST"])
 @login_required
 def logout():
-    """Sign out (POST, so a link on another site cannot do it)."""
+    """Sign out (POST, so a link on another site cannot do it), ending every session of the user."""
+    from .sessions import end_sessions
+
+    end_sessions(current_user)
+    audit(current_user, "user.logout", "user", current_user.id)
+    db.session.commit()
     logout_user()
     return redirect(url_for("auth.login"))

@@ -42,7 +42,10 @@ def resident_required(view):
 
 def _email_link(account, already_registered=False) -> None:
     secret = issue_sign_in_link(account)
-    send_sign_in_link(account, url_for(".sign_in_link", secret=secret, _external=True), already_registered)
+    from ..security import public_url
+
+    # The configured address, not the Host header: a forged Host must not put the secret in a link elsewhere.
+    send_sign_in_link(account, public_url("portal.sign_in_link", secret=secret), already_registered)
     db.session.commit()
 
 

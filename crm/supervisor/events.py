@@ -9,11 +9,10 @@ again on every event, so a supervisor demoted mid-shift stops receiving at the n
 import logging
 
 from flask import current_app, request
-from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
-from ..auth.accounts import user_for_token
 from ..auth.roles import SUPERVISORS
+from ..auth.sessions import SocketIdentity, forget_socket, record_socket, socket_identity, still_valid
 from ..extensions import db, socketio
 from ..models import User
 from .figures import dashboard_snapshot
@@ -21,19 +20,9 @@ from .push import NAMESPACE, ROOM, pusher_for
 
 log = logging.getLogger(__name__)
 
-# sid -> user id of the sockets connected to this process.
-_watchers: dict[str, int] = {}
+# sid -> who each socket connected to this process signed in as (session stamp or token).
+_watchers: dict[str, SocketIdentity] = {}
 _ticker = {"running": False}
-
-
-def _user_from_handshake(auth) -> User | None:
-    """Return the staff user of the connecting socket: bearer token first, else the session."""
-    token = auth.get("token") if isinstance(auth, dict) else None
-    if token:
-        return user_for_token(str(token))
-    if current_user.is_authenticated:
-        return current_user._get_current_object()
-    return None
 
 
 def _allowed(user: User | None) -> bool:
@@ -44,8 +33,7 @@ def _watcher() -> User | None:
     """Re-read the socket's user and check the role; a socket that lost it stops hearing pushes
     at once and is disconnected just after its refusal is acknowledged."""
     sid = request.sid
-    user_id = _watchers.get(sid)
-    user = db.session.get(User, user_id) if user_id else None
+    user = still_valid(_watchers.get(sid))  # a session ended or token revoked counts as signed out
     if not _allowed(user):
         leave_room(ROOM)
         _watchers.pop(sid, None)
@@ -76,11 +64,14 @@ def _tick(app) -> None:
 @socketio.on("connect", namespace=NAMESPACE)
 def connect(auth=None):
     """A supervisor's dashboard connects; it joins the room and gets the figures at once."""
-    user = _user_from_handshake(auth)
+    identity = socket_identity(auth)
+    user = still_valid(identity)
     if not _allowed(user):
         db.session.remove()
         raise ConnectionRefusedError("supervisors and admins only")
-    _watchers[request.sid] = user.id
+    record_socket(request.sid, NAMESPACE, identity)
+    db.session.commit()
+    _watchers[request.sid] = identity
     join_room(ROOM)
     socketio.emit("stats", dashboard_snapshot(), namespace=NAMESPACE, to=request.sid)
     db.session.remove()
@@ -93,6 +84,13 @@ def connect(auth=None):
 def on_disconnect(*_reason):
     """Forget the socket."""
     _watchers.pop(request.sid, None)
+    try:
+        forget_socket(request.sid)
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - a leftover row only means a later no-op disconnect
+        log.warning("could not forget supervisor socket", exc_info=True)
+    finally:
+        db.session.remove()
 
 
 @socketio.on("refresh", namespace=NAMESPACE)

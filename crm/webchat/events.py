@@ -11,11 +11,10 @@ from functools import wraps
 from typing import Optional
 
 from flask import current_app, request
-from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
 from .. import visibility
-from ..auth.accounts import user_for_token
+from ..auth.sessions import SocketIdentity, forget_socket, record_socket, socket_identity, still_valid
 from ..auth.roles import SUPERVISORS
 from ..errors import DomainError, Forbidden, ValidationFailed
 from ..extensions import db, socketio
@@ -27,6 +26,7 @@ from .push import AGENT_NS, RESIDENT_NS, conv_room, user_room
 from .transcript import send_transcript
 
 log = logging.getLogger("crm.webchat")
+
 
 
 @dataclass
@@ -43,6 +43,7 @@ class StaffConnection:
     user_id: int
     bucket: TokenBucket
     typing: dict = field(default_factory=dict)
+    identity: Optional[SocketIdentity] = None  # the session stamp or token it connected with
 
 
 residents: dict[str, ResidentConnection] = {}
@@ -312,24 +313,12 @@ def resident_transcript(data=None):
 
 # ---- /agent: staff -------------------------------------------------------------------------
 
-def staff_from_auth(auth) -> Optional[User]:
-    """Return the staff member a connection authenticates as: auth token, else the session cookie."""
-    if isinstance(auth, dict) and auth.get("token"):
-        token = auth["token"]
-        user = user_for_token(token) if isinstance(token, str) else None
-        db.session.commit()  # keep the token's last_used_at
-        return user
-    if current_user and current_user.is_authenticated:
-        return db.session.get(User, current_user.id)
-    return None
-
-
 def current_staff(roles=service.CHAT_ROLES) -> User:
-    """Return the connection's staff member, re-read now: role and active are checked on every event."""
+    """Return the connection's staff member, re-read now: session, token, role and active on every event."""
     conn = staff.get(request.sid)
-    user = db.session.get(User, conn.user_id) if conn else None
-    if user is None or not user.active:
-        raise DomainError("Sign in again", code="unauthorized", status=401)
+    user = still_valid(conn.identity) if conn else None
+    if user is None:
+        raise DomainError("Your session has ended; sign in again", code="unauthorized", status=401)
     if not user.has_role(*roles):
         raise DomainError("Your role may not do that", code="forbidden", status=403)
     return user
@@ -338,15 +327,17 @@ def current_staff(roles=service.CHAT_ROLES) -> User:
 @socketio.on("connect", namespace=AGENT_NS)
 def agent_connect(auth=None):
     """An agent's console connects (session cookie or auth token); they see the queue and their chats."""
-    user = staff_from_auth(auth)
-    if user is None or not user.active or not user.has_role(*service.CHAT_ROLES):
+    identity = socket_identity(auth)
+    user = still_valid(identity)
+    if user is None or not user.has_role(*service.CHAT_ROLES):
         db.session.rollback()
         raise ConnectionRefusedError("forbidden" if user else "unauthorized")
     push.ensure_sweeper(current_app._get_current_object())
-    staff[request.sid] = StaffConnection(user_id=user.id, bucket=new_bucket())
+    staff[request.sid] = StaffConnection(user_id=user.id, bucket=new_bucket(), identity=identity)
     push.local_agent_sids[request.sid] = user.id
     service.add_agent_socket(request.sid, user, push.SERVER_ID)
-    db.session.commit()
+    record_socket(request.sid, AGENT_NS, identity)
+    db.session.commit()  # the token's last_used_at too
     join_room(user_room(user.id))
     join_room("agents")
     presence = _presence_of(user)
@@ -371,6 +362,7 @@ def agent_disconnect(*_):
     push.local_agent_sids.pop(request.sid, None)
     try:
         service.remove_agent_socket(request.sid)
+        forget_socket(request.sid)
         db.session.commit()
     except Exception:  # noqa: BLE001 - the sweeper expires the socket row if this fails
         db.session.rollback()
@@ -456,7 +448,8 @@ def _agent_store(data, internal: bool):
     # The storing statement re-checks the sender (active, chat role, holds the chat unless a
     # supervisor), so the role check costs no round trip of its own.
     stored = service.store_in_one_statement(conversation_id, "agent", body, client_id, states,
-                                            user_id=conn.user_id, internal=internal)
+                                            user_id=conn.user_id, internal=internal,
+                                            session_stamp=conn.identity.stamp, token_id=conn.identity.token_id)
     if stored is None:  # SQLite, refused, or a re-sent client id: the ORM path stores or says why
         user = current_staff()
         # Supervisors may write in any chat; agents only in their own (checked in the storing UPDATE).

@@ -252,7 +252,9 @@ def store_once(conversation_id: int, author: str, body: str, client_id: str,
 # statement: still active, still a chat role, and (agents) still holding the chat.
 _STAFF_CTE = """staff AS (
     SELECT id, name, role FROM users
-    WHERE id = :user_id AND active AND role IN :chat_roles
+    WHERE id = :user_id AND active AND role IN :chat_roles AND session_stamp = :session_stamp
+      AND (CAST(:token_id AS INTEGER) IS NULL OR EXISTS (
+           SELECT 1 FROM api_tokens WHERE api_tokens.id = :token_id AND api_tokens.revoked_at IS NULL))
 ), """
 _STAFF_CHECK = """
       AND (staff.role IN :any_chat_roles OR conversations.assignee_id = staff.id)"""
@@ -281,7 +283,9 @@ STAFF_STORE = text(_STORE_SQL.format(staff_cte=_STAFF_CTE, staff_from="FROM staf
 
 
 def store_in_one_statement(conversation_id: int, author: str, body: str, client_id: str, states,
-                           user_id: Optional[int] = None, internal: bool = False) -> Optional[tuple[dict, Optional[int]]]:
+                           user_id: Optional[int] = None, internal: bool = False,
+                           session_stamp: Optional[str] = None,
+                           token_id: Optional[int] = None) -> Optional[tuple[dict, Optional[int]]]:
     """Store a chat message in one autocommitted round trip (PostgreSQL); None when it was not stored.
 
     None means: not PostgreSQL, a duplicate client id, the chat not in `states`, or (staff)
@@ -296,7 +300,8 @@ def store_in_one_statement(conversation_id: int, author: str, body: str, client_
               "client_id": client_id, "states": list(states), "now": now.replace(tzinfo=None)}
     statement = RESIDENT_STORE if user_id is None else STAFF_STORE
     if user_id is not None:
-        params.update(chat_roles=list(CHAT_HOLDERS_SQL), any_chat_roles=list(SUPERVISORS + ADMINS))
+        params.update(chat_roles=list(CHAT_HOLDERS_SQL), any_chat_roles=list(SUPERVISORS + ADMINS),
+                      session_stamp=session_stamp, token_id=token_id)
     # Autocommit: no BEGIN/COMMIT round trips; the one statement is atomic on its own.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         row = connection.execute(statement, params).first()

@@ -1,10 +1,11 @@
 """Webchat pages: /chat for residents, /chat/widget.js to embed it, /agent/chats for staff."""
-from flask import current_app, make_response, render_template, request, url_for
+from flask import current_app, make_response, render_template, request
 from sqlalchemy import select
 
 from ..auth.access import roles_required
 from ..extensions import db
 from ..models import OUTCOMES, CannedReply, Queue, Service, User
+from ..security import public_url
 from . import bp, service
 from .settings import allowed_origins
 
@@ -32,14 +33,16 @@ def chat():
 @bp.route("/chat/widget.js")
 def widget():
     """The one-script-tag widget: a button that opens /chat in a frame on the council's page."""
-    script = render_template("webchat/widget.js", chat_url=url_for("webchat.chat", embed="1", _external=True))
+    # The body comes from configuration alone (CRM_BASE_URL), so a shared cache cannot be fed a forged address.
+    script = render_template("webchat/widget.js", chat_url=public_url("webchat.chat", embed="1"),
+                             widget_url=public_url("webchat.widget"))
     response = make_response(script)
     response.headers["Content-Type"] = "application/javascript; charset=utf-8"
     response.headers["Cache-Control"] = "public, max-age=300"
+    response.headers["Vary"] = "Origin"
     origin = request.headers.get("Origin")
     if origin and origin.rstrip("/") in allowed_origins(current_app):
         response.headers["Access-Control-Allow-Origin"] = origin
-        response.headers["Vary"] = "Origin"
     return response
 
 

@@ -256,7 +256,8 @@ def test_staff_roles_are_checked_at_connect_and_on_every_event(server, clients, 
     assert client.call("presence", {"status": "busy"}) == {"ok": True, "status": "busy"}
     agent.role = "service_officer"
     db.session.commit()
-    assert client.call("presence", {"status": "available"})["error"]["code"] == "forbidden"
+    # A role change ends the user's sessions (crm.auth.sessions): the socket is signed out, not just refused.
+    assert client.call("presence", {"status": "available"})["error"]["code"] == "unauthorized"
 
 
 BAD_PAYLOADS = [None, "text", 42, [], {"body": None}, {"client_id": "", "body": "x"}, {"client_id": "x" * 500, "body": "x"},

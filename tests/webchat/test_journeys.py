@@ -103,8 +103,8 @@ def test_supervisor_moves_a_queued_chat_and_agent_and_resident_see_it_live(app, 
     resident.get_by_role("button", name="Start chat").click()
     resident.get_by_text("You are number 1 in the queue", exact=False).wait_for()
 
-    agent_context = chromium.new_context(viewport={"width": 1366, "height": 768})
-    supervisor_context = chromium.new_context(viewport={"width": 1440, "height": 900})
+    agent_context = chromium.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
+    supervisor_context = chromium.new_context(viewport={"width": 1440, "height": 900}, bypass_csp=True)
     try:
         console = agent_context.new_page()
         console.set_default_timeout(WAIT * 1000)
@@ -143,7 +143,7 @@ def test_agent_in_a_background_tab_is_told_of_a_new_chat_a_message_and_a_transfe
     agent.chat_capacity = 3
     db.session.commit()
     colleague, colleague_token = agent_with_token(make_user, api_token, capacity=1, name="Col Colleague")
-    context = chromium.new_context(viewport={"width": 1366, "height": 768})
+    context = chromium.new_context(viewport={"width": 1366, "height": 768}, bypass_csp=True)
     context.grant_permissions(["notifications"], origin=server.url)
     context.add_init_script(RECORD_NOTIFICATIONS)
     try:
