@@ -44,3 +44,19 @@ def test_an_admin_grants_the_records_role(app, runner):
     result = runner.invoke(args=["crm", "create-user", "ig2@test.example", "--role", "records", "--name", "IG",
                                  "--password", "correct-horse-battery"])
     assert result.exit_code == 0 and "records" in result.output
+
+
+def test_records_home_finds_a_customer_by_number(app, client, auth, officer):
+    person = factories.customer()
+    auth.login(officer)
+    home = client.get("/records/")
+    assert home.status_code == 200 and "Live legal holds" in home.get_data(as_text=True)
+    assert client.get("/records/", query_string={"customer": person.id}).status_code == 302
+    assert "No customer number" in client.get("/records/", query_string={"customer": "x1"},
+                                              follow_redirects=True).get_data(as_text=True)
+
+
+def test_openapi_documents_the_records_endpoints(app, client):
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert "/api/v1/customers/{customer_id}/subject-access" in paths
+    assert "/api/v1/records/audit" in paths
