@@ -8,7 +8,7 @@ happened, when, by whom and why, and nothing else.
 import json
 from typing import Optional
 
-from sqlalchemy import String, and_, cast, delete, func, not_, or_, select, update
+from sqlalchemy import String, and_, case as sa_case, cast, delete, func, not_, or_, select, update
 
 from ..audit import audit
 from ..errors import Conflict, ValidationFailed
@@ -83,7 +83,10 @@ def _plan(ids: list[int]) -> list[tuple]:
         ("inbound_emails", InboundEmail, inbound_where, delete(InboundEmail).where(inbound_where)),
         ("outbound_emails", OutboundEmail, OutboundEmail.conversation_id.in_(conversations),
          update(OutboundEmail).where(OutboundEmail.conversation_id.in_(conversations)).values(
-             to_address=ERASED_ADDRESS, to_name=None, subject=ERASED, in_reply_to=None, references=None, last_error=None)),
+             to_address=ERASED_ADDRESS, to_name=None, subject=ERASED, in_reply_to=None, references=None, last_error=None,
+             # Mail not yet sent is never sent: the address it was for is gone.
+             status=sa_case((OutboundEmail.status.in_(("queued", "retrying", "sending")), "suppressed"),
+                            else_=OutboundEmail.status))),
         ("messages", Message, Message.conversation_id.in_(conversations),
          update(Message).where(Message.conversation_id.in_(conversations)).values(
              body=ERASED, html=None, email_message_id=None, delivery_error=None)),

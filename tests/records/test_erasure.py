@@ -5,7 +5,7 @@ from datetime import date, timedelta
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import ContactDailyTotal, ErasureTombstone, AuditLog
+from crm.models import AuditLog, ContactDailyTotal, ErasureTombstone, OutboundEmail
 from tests import factories
 
 from .history import EMAIL, NAME, OLD_EMAIL, PERSONAL, PHONE, POSTCODE, build_history, scan_database
@@ -46,6 +46,8 @@ def test_erasure_leaves_no_personal_value_while_report_totals_stay(
     db.session.expire_all()
 
     assert scan_database(PERSONAL) == []
+    pending = select(OutboundEmail.status).where(OutboundEmail.status.in_(("queued", "retrying", "sending")))
+    assert db.session.scalars(pending).all() == []  # mail not yet sent to them never will be
     for q in (NAME, "Quenby", EMAIL, OLD_EMAIL, PHONE, POSTCODE, "ZZ9"):
         found = client.get("/api/v1/customers", query_string={"q": q}, headers=agent_headers)
         assert found.status_code == 200 and found.get_json()["items"] == [], q
