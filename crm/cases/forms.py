@@ -1,10 +1,12 @@
 """Forms of the case pages and the routing-rule admin."""
 from flask_wtf import FlaskForm
 from wtforms import (
-    BooleanField, DecimalField, HiddenField, IntegerField, SelectField, StringField, SubmitField, TextAreaField,
+    BooleanField, DecimalField, HiddenField, IntegerField, RadioField, SelectField, StringField, SubmitField,
+    TextAreaField,
 )
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from ..labels import LABELS
 from ..models import PRIORITIES
 from .lifecycle import STATUS_LABELS
 
@@ -14,8 +16,16 @@ PRIORITY_CHOICES = [(p, p.title()) for p in PRIORITIES]
 class StatusForm(FlaskForm):
     # Choices are checked by the lifecycle, which explains a refusal better than "not a valid choice".
     status = SelectField("Move to", validators=[DataRequired()], validate_choice=False)
-    reason = StringField("Reason (optional)", validators=[Optional(), Length(max=2000)])
+    reason = TextAreaField("Reason", id="status-reason", validators=[Optional(), Length(max=2000)])
     submit = SubmitField("Change status")
+
+    def validate(self, extra_validators=None):
+        """Check the fields, then ask how the case was resolved: the resident is told it."""
+        valid = super().validate(extra_validators)
+        if self.status.data == "resolved" and not (self.reason.data or "").strip():
+            self.reason.errors = list(self.reason.errors) + ["Say how the case was resolved: the resident sees this"]
+            return False
+        return valid
 
 
 class AssignForm(FlaskForm):
@@ -30,13 +40,15 @@ class RerouteForm(FlaskForm):
 
 
 class NoteForm(FlaskForm):
-    body = TextAreaField("Internal note (staff only)", validators=[DataRequired(), Length(max=20000)])
+    body = TextAreaField("Internal note (staff only, never shown to the resident)", id="note-body",
+                         validators=[DataRequired(), Length(max=20000)])
     submit = SubmitField("Add note")
 
 
 class PublicUpdateForm(FlaskForm):
-    body = TextAreaField("Public update (the resident sees this and is emailed)",
+    body = TextAreaField("Public update (the resident sees this and is emailed)", id="update-body",
                          validators=[DataRequired(), Length(max=20000)])
+    confirmed = HiddenField()
     submit = SubmitField("Post update")
 
 
@@ -57,7 +69,9 @@ class NewCaseForm(FlaskForm):
     description = TextAreaField("Description", validators=[Optional(), Length(max=20000)])
     priority = SelectField("Priority", choices=[("", "As the routing rule says")] + PRIORITY_CHOICES,
                            validators=[Optional()])
-    location_address = StringField("Location", validators=[Optional(), Length(max=300)])
+    # "address-<id>" for one of the caller's addresses, "other" for a street or postcode typed in, "" for none.
+    where = RadioField("Where is the problem?", choices=[], validate_choice=False, default="other")
+    location_address = StringField("Street, landmark or postcode", validators=[Optional(), Length(max=300)])
     latitude = DecimalField("Latitude", places=None, validators=[Optional(), NumberRange(-90, 90)])
     longitude = DecimalField("Longitude", places=None, validators=[Optional(), NumberRange(-180, 180)])
     raise_anyway = BooleanField("None of these is the same problem: raise a new case")
@@ -88,4 +102,4 @@ class DeleteForm(FlaskForm):
     submit = SubmitField("Delete")
 
 
-STATUS_CHOICES = [("", "Any open")] + list(STATUS_LABELS.items())
+STATUS_CHOICES = [("", "Any open")] + list(LABELS["case_status"].items())

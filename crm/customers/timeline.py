@@ -132,13 +132,15 @@ def timeline_page(customer_id: int, limit: int = 20, before: Optional[str] = Non
 
 def describe_event(event: CaseEvent) -> str:
     """Return a one-line summary of a case event for the timeline."""
+    from ..labels import label  # noqa: PLC0415  (one place for the words of stored codes)
+
     ref = event.case.reference if event.case else ""
     labels = {
         "created": f"Case {ref} raised: {event.case.title if event.case else ''}",
         "routed": f"Case {ref} routed to {event.to_value}",
         "rerouted": f"Case {ref} re-routed from {event.from_value} to {event.to_value}",
         "assigned": f"Case {ref} assigned to {event.to_value}",
-        "status_changed": f"Case {ref} {event.from_value} → {event.to_value}",
+        "status_changed": f"Case {ref} {label(event.from_value, 'case_status')} → {label(event.to_value, 'case_status')}",
         "note": f"Internal note on {ref}",
         "public_update": f"Update on {ref}",
         "contact_attached": f"Contact added to case {ref}",

@@ -47,9 +47,16 @@ def track_reference_limit() -> str:
     return current_app.config.get("PORTAL_TRACK_REFERENCE_LIMIT", "5 per hour")
 
 
+SHORT_REFERENCE = re.compile(r"^(CAS)[\s\-_./#:]*0*(\d{1,9})$")
+
+
 def clean_reference(raw) -> str:
-    """Return a typed reference upper-cased with anything but letters, digits and hyphens dropped."""
-    return re.sub(r"[^A-Z0-9-]", "", (raw or "").upper()[:100])[:REFERENCE_LENGTH]
+    """Return a typed reference in its stored form: CAS000173, cas 173 and CAS-173 are all CAS-000173."""
+    typed = (raw or "").upper()[:100].strip()
+    short = SHORT_REFERENCE.match(typed)
+    if short:
+        return f"{short.group(1)}-{int(short.group(2)):06d}"
+    return re.sub(r"[^A-Z0-9-]", "", typed)[:REFERENCE_LENGTH]
 
 
 def _reference_from_form() -> str:
@@ -135,7 +142,7 @@ def progress_context(case: Case) -> dict:
     for event in public_events(case):
         if event.kind == "status_changed":
             label = f"Status changed to {STATUS_LABELS.get(event.to_value, event.to_value).lower()}"
-            body = None
+            body = event.body if event.public else None  # a resolution's reason is for the resident
         elif event.kind == "merged":
             label, body = EVENT_LABELS["merged"], None  # the other report is someone else's
         else:

@@ -59,8 +59,12 @@ def test_an_officer_works_a_case_from_its_page(officer_client, db):
     assert officer_client.post(f"{url}/status", data={"csrf_token": token, "status": "in_progress"}).status_code == 302
     assert officer_client.post(f"{url}/notes", data={"csrf_token": token, "body": "Called the contractor"}
                                ).status_code == 302
-    assert officer_client.post(f"{url}/updates", data={"csrf_token": token, "body": "Fixing it Tuesday"}
-                               ).status_code == 302
+    # The first post only shows what the resident will read; nothing is published until confirmed.
+    checked = officer_client.post(f"{url}/updates", data={"csrf_token": token, "body": "Fixing it Tuesday"})
+    assert checked.status_code == 200 and "Publish this update to Jane?" in checked.get_data(as_text=True)
+    assert not any(e.kind == "public_update" for e in db.session.get(Case, case.id).events)
+    assert officer_client.post(f"{url}/updates", data={"csrf_token": token, "body": "Fixing it Tuesday",
+                                                       "confirmed": "1"}).status_code == 302
     assert officer_client.post(f"{url}/assign", data={"csrf_token": token, "assignee_id": officer_client.user.id}
                                ).status_code == 302
     db.session.expire_all()
@@ -69,7 +73,7 @@ def test_an_officer_works_a_case_from_its_page(officer_client, db):
     kinds = {(e.kind, e.public) for e in case.events}
     assert {("note", False), ("public_update", True), ("status_changed", False), ("assigned", False)} <= kinds
     _, html = page(officer_client, url)
-    assert "internal note" in html and "public update" in html
+    assert "Internal note" in html and "Public update" in html and "in_progress" not in html
 
 
 def test_an_illegal_move_from_the_page_is_a_409_with_the_reason(officer_client, db):
