@@ -20,7 +20,7 @@ from ..models import (
 )
 from ..signals import case_event_recorded, send_after_commit
 from . import lifecycle, sla
-from .notify import case_routed, notify_customer_of_update
+from .notify import case_routed, notify_customer_of_resolution, notify_customer_of_update
 from .routing import Route, default_queue, higher_priority, route
 
 log = logging.getLogger(__name__)
@@ -141,7 +141,13 @@ def change_status(case: Case, to_status: str, actor=None, *, reason: Optional[st
     now = utcnow()
     previous = lifecycle.apply_status(case, to_status, now)
     kind = "reopened" if previous == "resolved" and to_status == "open" else "status_changed"
-    return add_event(case, kind, actor, from_value=previous, to_value=to_status, body=reason, occurred_at=now)
+    # How it was resolved is the resident's answer: shown on /track and emailed, like a public update.
+    resolution = to_status == "resolved" and bool((reason or "").strip())
+    event = add_event(case, kind, actor, from_value=previous, to_value=to_status, body=reason, occurred_at=now,
+                      public=resolution)
+    if resolution:
+        notify_customer_of_resolution(case, event)
+    return event
 
 
 def reopen_case(case: Case, actor=None, reason: Optional[str] = None) -> CaseEvent:

@@ -14,9 +14,13 @@ from ..customers.timeline import record_contact
 from ..errors import DomainError
 from ..extensions import db
 from ..navigation import add_nav_item
-from ..models import Case, Category, Contact, Customer, Queue, RoutingRule, Service, User
+from ..models import Case, Category, Contact, Customer, Open311Request, Queue, RoutingRule, Service, User
+from ..portal.accounts import wants_email_updates
+from .. import labels
 from . import lifecycle
 from . import service as cases
+from .attachments import case_attachments, is_image, visible_attachments
+from .places import known_coordinates
 from .forms import (
     STATUS_CHOICES, AssignForm, AttachForm, DeleteForm, MergeCaseForm, NewCaseForm, NoteForm, PublicUpdateForm,
     RerouteForm, RoutingRuleForm, SplitForm, StatusForm,
@@ -28,6 +32,7 @@ WORK_ROLES = CASE_WORKERS
 RAISERS = CASE_RAISERS
 add_nav_item("Cases", "cases.work_list_page", *WORK_ROLES)
 add_nav_item("Routing rules", "cases.routing_rules", "admin")
+bp.record_once(lambda state: labels.init_app(state.app))
 
 
 @bp.route("/cases")
@@ -61,7 +66,7 @@ def _case_or_404(reference):
 
 def _render_case(case, status=200, **forms):
     status_form = forms.get("status_form") or StatusForm()
-    status_form.status.choices = [(s, lifecycle.STATUS_LABELS[s]) for s in lifecycle.allowed_next(case)]
+    status_form.status.choices = [(s, labels.label(s, "case_status")) for s in lifecycle.allowed_next(case)]
     assign_form = forms.get("assign_form") or AssignForm()
     officers = db.session.scalars(select(User).where(User.active.is_(True), (
         (User.role == SERVICE_OFFICER) & (User.service_id == case.service_id)) | User.role.in_(SUPERVISORS))
@@ -71,14 +76,25 @@ def _render_case(case, status=200, **forms):
     reroute_form = forms.get("reroute_form") or RerouteForm()
     reroute_form.service.choices = [(s.code, s.name) for s in active_services() if s.id != case.service_id]
     contacts = db.session.scalars(select(Contact).where(Contact.case_id == case.id).order_by(Contact.occurred_at)).all()
+    media_url = db.session.scalar(select(Open311Request.media_url).where(Open311Request.case_id == case.id))
+    attachments = visible_attachments(current_user, case_attachments(case))
+    resident = live_customer(case.customer)
+    resident_emailed = any(i.kind == "email" for i in resident.identities) and wants_email_updates(resident)
     db.session.commit()  # the audit entry of a sensitive read
     return render_template(
         "cases/case.html", case=case, labels=lifecycle.STATUS_LABELS, can_work=can_work(current_user, case),
+        attachments=attachments, is_image=is_image, media_url=media_url if _web_url(media_url) else None,
+        confirm_update=forms.get("confirm_update", False), resident_emailed=resident_emailed,
         status_form=status_form, assign_form=assign_form, reroute_form=reroute_form,
         note_form=forms.get("note_form") or NoteForm(), update_form=forms.get("update_form") or PublicUpdateForm(),
         merge_form=forms.get("merge_form") or MergeCaseForm(), split_form=SplitForm(), contacts=contacts,
         merged_into=db.session.get(Case, case.merged_into_id) if case.merged_into_id else None,
     ), status
+
+
+def _web_url(value) -> bool:
+    """Say whether a link from outside is a plain web address (never javascript: or data:)."""
+    return bool(value) and value.lower().startswith(("https://", "http://"))
 
 
 @bp.route("/cases/<reference>")
@@ -149,7 +165,13 @@ def add_note(reference):
 @bp.route("/cases/<reference>/updates", methods=["POST"])
 @roles_required(*WORK_ROLES)
 def public_update(reference):
-    """Post a public update; the resident is emailed when they gave an address."""
+    """Post a public update after the officer has seen what the resident will read; they are emailed too."""
+    form = PublicUpdateForm()
+    if request.form.get("confirmed") != "1" and form.validate_on_submit():
+        case = _case_or_404(reference)
+        if not can_work(current_user, case):
+            abort(403)
+        return _render_case(case, update_form=form, confirm_update=True)
     return _act(reference, "update_form", PublicUpdateForm,
                 lambda case, f: cases.post_public_update(case, f.body.data, current_user),
                 "Update posted to the resident.")
@@ -201,6 +223,32 @@ def _float(value):
     return float(value) if isinstance(value, Decimal) else value
 
 
+def _settle_location(form, addresses) -> bool:
+    """Turn the chosen place into an address line and, where the database knows it, coordinates."""
+    choice = form.where.data or ""
+    if choice in addresses:
+        form.location_address.data = addresses[choice].one_line()
+    elif choice == "other":
+        typed = (form.location_address.data or "").strip()
+        if not typed and form.latitude.data is None and "where" not in request.form:
+            return True  # an older client that sends no place at all
+        if not typed and form.latitude.data is None:
+            form.location_address.errors = list(form.location_address.errors) + [
+                "Enter a street, landmark or postcode, or choose another option"]
+            return False
+    elif choice == "":
+        form.location_address.data = None
+        form.latitude.data = form.longitude.data = None
+        return True
+    else:
+        form.where.errors = list(form.where.errors) + ["Choose where the problem is"]
+        return False
+    if form.latitude.data is None and form.longitude.data is None:
+        lat, lon = known_coordinates(form.location_address.data)
+        form.latitude.data, form.longitude.data = lat, lon
+    return True
+
+
 @bp.route("/customers/<int:customer_id>/cases/new", methods=["GET", "POST"])
 @roles_required(*RAISERS)
 def new_case(customer_id):
@@ -211,8 +259,13 @@ def new_case(customer_id):
     visibility.check_customer(current_user, customer)
     form = NewCaseForm()
     form.category.choices = _category_choices()
+    addresses = {f"address-{a.id}": a for a in customer.addresses}
+    form.where.choices = [(key, f"The caller's address: {a.one_line()}") for key, a in addresses.items()] + [
+        ("other", "Somewhere else: a street, landmark or postcode"), ("", "No particular place")]
+    if request.method == "GET" and addresses:
+        form.where.data = next(iter(addresses))
     suggestions = []
-    if form.validate_on_submit():
+    if form.validate_on_submit() and _settle_location(form, addresses):
         lat, lon = _float(form.latitude.data), _float(form.longitude.data)
         if not form.raise_anyway.data:
             suggestions = cases.nearby_open_cases(form.category.data, latitude=lat, longitude=lon,
@@ -233,7 +286,7 @@ def new_case(customer_id):
                                        attach_form=AttachForm()), error.status
             flash(f"Case {case.reference} raised with {case.service.name}.", "success")
             return redirect(url_for("cases.case_page", reference=case.reference))
-    status = 400 if form.errors else 200
+    status = 400 if form.errors or any(f.errors for f in form) else 200
     return render_template("cases/new_case.html", form=form, customer=customer, suggestions=suggestions,
                            attach_form=AttachForm()), status
 

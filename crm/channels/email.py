@@ -1495,8 +1495,12 @@ def send_to_customer(customer: Customer, subject: str, body: str, *, case=None,
                        subject=subject_for(conversation, subject), body=body, author="system")
 
 
-def reply_to_conversation(conversation: Conversation, agent, body: str, *, internal: bool = False) -> Message:
-    """Store an agent's reply (or internal note) and send it: email over SMTP, chat to the resident."""
+def reply_to_conversation(conversation: Conversation, agent, body: str, *, internal: bool = False,
+                          attachments: Iterable = ()) -> Message:
+    """Store an agent's reply (or internal note) and send it: email over SMTP, chat to the resident.
+
+    `attachments` are (filename, content type, bytes) sent with an email reply.
+    """
     body = (body or "").strip()
     if not body:
         raise ValidationFailed("Write a reply first", {"body": ["required"]})
@@ -1701,3 +1705,12 @@ def _enqueue_delivery(sender, outbound_id, **payload):
     notices = notice_text(service_id, live_customer(customer))
     if notices:
         lines[-2:-2] = [notices, ""]  # a known problem is said before the sign-off
+    for filename, content_type, data in attachments:
+        db.session.add(Attachment(message_id=message.id, filename=_clean_line(filename, 200) or "attachment",
+                                  content_type=content_type[:100], size=len(data),
+                                  sha256=hashlib.sha256(data).hexdigest(), data=data))
+    for item in send.stored_message.attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        if not (maintype and subtype) or maintype in ("multipart", "message"):
+            maintype, subtype = "application", "octet-stream"
+        mime.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)

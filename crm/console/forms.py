@@ -33,9 +33,11 @@ class CallForm(FlaskForm):
     started_at = HiddenField()
     ended_at = HiddenField()
     direction = SelectField("Direction", choices=[("inbound", "Inbound call"), ("outbound", "Outbound call")])
-    category = SelectField("Reason for call", validators=[DataRequired()])
+    # Both start empty and must be chosen: a default would count untouched calls as resolved first time.
+    category = SelectField("Reason for call", validators=[DataRequired("Choose the reason for the call")])
     notes = TextAreaField("Notes", validators=[Optional(), Length(max=20000)])
-    outcome = SelectField("Outcome", choices=[(o, OUTCOME_LABELS[o]) for o in OUTCOMES])
+    outcome = SelectField("Outcome", choices=[("", "Choose the outcome")] + [(o, OUTCOME_LABELS[o]) for o in OUTCOMES],
+                          validators=[DataRequired("Choose the outcome of the call")], default="")
     raise_case = BooleanField("Raise a case for the service")
     case_title = StringField("Case title", validators=[Optional(), Length(max=200)])
     case_description = TextAreaField("Case description", validators=[Optional(), Length(max=20000)])

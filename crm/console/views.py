@@ -24,7 +24,7 @@ from .forms import OUTCOME_LABELS, CallForm, CustomerForm, MergeForm, Sensitivit
 
 
 def category_choices():
-    """Return categories grouped by service for a select (value is the category code)."""
+    """Return categories grouped by service for a select (value is the category code), after an empty choice."""
     services = db.session.scalars(
         select(Service).where(Service.active.is_(True)).order_by(Service.name)).all()
     groups = {}
@@ -32,7 +32,7 @@ def category_choices():
         options = [(c.code, c.name) for c in service.categories if c.active]
         if options:
             groups[service.name] = options
-    return groups or {"General": [("general_enquiry", "General enquiry")]}
+    return {None: [("", "Choose the reason")], **(groups or {"General": [("general_enquiry", "General enquiry")]})}
 
 
 def _parse_instant(raw):

@@ -9,13 +9,16 @@ from ..channels.email import receive
 from ..extensions import db
 from ..models import CannedReply, Customer, CustomerIdentity
 
+# Placeholders {resident_name}, {case_reference} and {agent_name} are filled in on the conversation page.
 CANNED = [
-    ("Email: pothole timescales", "Thank you for reporting this. Our inspectors make dangerous potholes safe "
-     "within 24 hours and repair others within 28 days. You can follow progress with your reference."),
-    ("Email: missed bin", "Sorry your bin was missed. The crew will return within two working days; please "
-     "leave the bin out until it has been emptied."),
-    ("Email: need more details", "Thank you for your email. So that we can help, please tell us the full "
-     "address or nearest landmark, and when you first noticed the problem."),
+    ("Email: pothole timescales", "Dear {resident_name},\n\nThank you for reporting this. Our inspectors make "
+     "dangerous potholes safe within 24 hours and repair others within 28 days. You can follow progress with "
+     "your reference {case_reference}.\n\n{agent_name}\nContact centre"),
+    ("Email: missed bin", "Dear {resident_name},\n\nSorry your bin was missed. The crew will return within two "
+     "working days; please leave the bin out until it has been emptied.\n\n{agent_name}\nContact centre"),
+    ("Email: need more details", "Dear {resident_name},\n\nThank you for your email. So that we can help, please "
+     "tell us the full address or nearest landmark, and when you first noticed the problem.\n\n{agent_name}\n"
+     "Contact centre"),
 ]
 ENQUIRIES = [
     ("highways@council.example", "Pothole on Lowther Street",
@@ -37,7 +40,7 @@ def seed_email_demo() -> None:
     """
     for title, body in CANNED:
         if db.session.scalar(select(CannedReply).where(CannedReply.title == title)) is None:
-            db.session.add(CannedReply(title=title, body=body, topic="email"))
+            db.session.add(CannedReply(title=title, body=body, topic="email", channel="email"))
     db.session.commit()
     senders = db.session.execute(
         select(Customer.name, CustomerIdentity.value).join(CustomerIdentity, CustomerIdentity.customer_id == Customer.id)

@@ -2,31 +2,40 @@
 from email import policy
 from email.parser import BytesHeaderParser
 
-from flask import Response, abort, flash, redirect, render_template, request, url_for
+from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from .. import labels, visibility
 from ..audit import audit
-from .. import visibility
 from ..auth.access import roles_required
 from ..auth.roles import FRONT_LINE
-from ..cases.queries import check_view
+from ..cases.attachments import THUMBNAIL_TYPES, check_view_attachment, thumbnail, thumbnail_type
 from ..channels.email import reprocess, reply_to_conversation, resolve_conversation, retry_send
 from ..customers.timeline import describe_event, timeline_page
-from ..errors import DomainError
+from ..cases import lifecycle
+from ..cases import service as cases
+from ..cases.queries import can_work
+from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..models import (
-    Attachment, CannedReply, Case, Conversation, InboundEmail, OutboundEmail, Queue, User,
+    Attachment, Conversation, InboundEmail, OutboundEmail, Queue, User, utcnow,
 )
 from . import bp
 from .access import check_view_conversation, visible_conversations
-from .forms import ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
+from .forms import OUTCOME_CHOICES, ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
+from .replying import (
+    REPLY_MARKER_SECONDS, canned_replies, clear_replying, fill_placeholders, mark_replying, others_replying,
+    placeholder_values, reply_due, reply_target_hours, waiting_since,
+)
 
 WORKERS = FRONT_LINE
 VIEWS = {"unassigned": "Unassigned", "mine": "Mine", "waiting": "Waiting on customer"}
 OPEN_STATES = ("open", "queued", "assigned", "waiting_customer")
 # Types a browser may show inline; everything else is downloaded, never rendered.
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
+MAX_REPLY_FILES = 5
+MAX_REPLY_BYTES = 10 * 1024 * 1024
 
 
 def _inbox_query(view: str, queue_id, visible):
@@ -57,8 +66,11 @@ def inbox():
         .order_by(Conversation.last_message_at.asc().nulls_last(), Conversation.id).limit(200)).all()
     counts = {name: db.session.scalar(select(func.count()).select_from(
         _inbox_query(name, queue.id if queue else None, visible).subquery())) for name in VIEWS}
+    since = waiting_since(c.id for c in conversations)
+    due = {cid: reply_due(at) for cid, at in since.items()}
     return render_template("email/inbox.html", conversations=conversations, queues=queues, queue=queue,
-                           view=view, views=VIEWS, counts=counts)
+                           view=view, views=VIEWS, counts=counts, waiting_since=since, due=due, now=utcnow(),
+                           target_hours=reply_target_hours())
 
 
 def _conversation_or_404(conversation_id: int) -> Conversation:
@@ -70,7 +82,24 @@ def _conversation_or_404(conversation_id: int) -> Conversation:
     return conversation
 
 
-def _render_conversation(conversation, reply_form=None, note_form=None, status=200):
+def _resolve_form(conversation, form=None):
+    """Return the resolve form; with a linked case it offers the case's next steps the user may take."""
+    form = form or ResolveForm()
+    case = conversation.case
+    if case is not None:
+        # A conversation with a case was not resolved at first contact: the case carries the work on.
+        form.outcome.choices = [(v, text) for v, text in OUTCOME_CHOICES if v not in ("", "resolved_first_time")]
+        if not form.is_submitted():
+            form.outcome.data = "case_raised"
+        here = labels.label(case.status, "case_status")
+        form.case_status.choices = [("", f"Leave it with {case.service.name} ({here})")]
+        if can_work(current_user, case) and not case.merged_into_id:
+            form.case_status.choices += [(s, f"Move it to {labels.label(s, 'case_status')}")
+                                         for s in lifecycle.allowed_next(case)]
+    return form
+
+
+def _render_conversation(conversation, reply_form=None, note_form=None, resolve_form=None, status=200):
     assign_form = AssignForm()
     staff = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(WORKERS))
                                .order_by(User.name)).all()
@@ -82,12 +111,16 @@ def _render_conversation(conversation, reply_form=None, note_form=None, status=2
         select(InboundEmail).where(InboundEmail.conversation_id == conversation.id))}
     sends = {row.stored_message_id: row for row in db.session.scalars(
         select(OutboundEmail).where(OutboundEmail.conversation_id == conversation.id))}
-    canned = db.session.scalars(select(CannedReply).order_by(CannedReply.title)).all()
+    values = placeholder_values(conversation, current_user)
+    canned = [(c.title, fill_placeholders(c.body, values)) for c in canned_replies(conversation.channel)]
+    since = waiting_since([conversation.id]).get(conversation.id)
     return render_template(
         "email/conversation.html", conversation=conversation, customer=conversation.customer,
         reply_form=reply_form or ReplyForm(), note_form=note_form or NoteForm(), assign_form=assign_form,
-        resolve_form=ResolveForm(), entries=entries, describe_event=describe_event, inbound=inbound,
-        sends=sends, canned=canned, action_form=ActionForm(),
+        resolve_form=_resolve_form(conversation, resolve_form), entries=entries, describe_event=describe_event,
+        inbound=inbound, sends=sends, canned=canned, action_form=ActionForm(), thumbnail_types=THUMBNAIL_TYPES,
+        others_replying=others_replying(conversation, current_user), waiting_since=since, reply_due=reply_due(since),
+        now=utcnow(), replying_seconds=REPLY_MARKER_SECONDS,
     ), status
 
 
@@ -100,24 +133,72 @@ def conversation(conversation_id):
     return _render_conversation(record)
 
 
+def _uploaded_files(form) -> list:
+    """Read the files attached to a reply: (name, type, bytes), within the count and size limits."""
+    files = []
+    for upload in form.attachments.data or []:
+        if not getattr(upload, "filename", ""):
+            continue
+        data = upload.read(MAX_REPLY_BYTES + 1)
+        if not data:
+            continue
+        name = upload.filename.replace("\\", "/").rsplit("/", 1)[-1]
+        files.append((name, upload.mimetype or "application/octet-stream", data))
+    if len(files) > MAX_REPLY_FILES:
+        raise ValidationFailed(f"Attach at most {MAX_REPLY_FILES} files", {"attachments": ["too many files"]})
+    if sum(len(data) for _, _, data in files) > MAX_REPLY_BYTES:
+        raise ValidationFailed(f"Attachments must add up to less than {MAX_REPLY_BYTES // (1024 * 1024)}MB",
+                               {"attachments": ["too large"]})
+    return files
+
+
 @bp.route("/conversations/<int:conversation_id>/reply", methods=["POST"])
 @roles_required(*WORKERS)
 def reply(conversation_id):
-    """Send the agent's reply to the resident."""
+    """Send the agent's reply to the resident (with files); "Send and resolve" also closes the conversation."""
     record = _conversation_or_404(conversation_id)
     form = ReplyForm()
+    and_resolve = "and_resolve" in request.form
     if not form.validate_on_submit():
         flash("The reply was not sent: write something first.", "error")
         return _render_conversation(record, reply_form=form, status=400)
+    if and_resolve and record.case is None and not form.outcome.data:
+        form.outcome.errors = list(form.outcome.errors) + ["Choose the outcome before you send and resolve"]
+        flash("The reply was not sent: choose the outcome to send and resolve.", "error")
+        return _render_conversation(record, reply_form=form, status=400)
     try:
-        reply_to_conversation(record, current_user, form.body.data)
+        reply_to_conversation(record, current_user, form.body.data, attachments=_uploaded_files(form))
+        clear_replying(record, current_user)
+        if and_resolve:
+            resolve_conversation(record, current_user, "case_raised" if record.case else form.outcome.data)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
+        for name, messages in error.fields.items():
+            if name in form:
+                form[name].errors = list(form[name].errors) + list(messages)
         flash(error.message, "error")
         return _render_conversation(record, reply_form=form, status=error.status)
+    if and_resolve:
+        flash("Reply queued for sending, and the conversation is resolved.", "success")
+        return redirect(url_for("email.inbox"))
     flash("Reply queued for sending.", "success")
     return redirect(url_for("email.conversation", conversation_id=record.id))
+
+
+@bp.route("/conversations/<int:conversation_id>/replying", methods=["GET", "POST"])
+@roles_required(*WORKERS)
+def replying(conversation_id):
+    """POST: the user is writing a reply (renews their marker); both answer who else is replying now."""
+    record = _conversation_or_404(conversation_id)
+    if request.method == "POST":
+        if request.form.get("done") == "1":
+            clear_replying(record, current_user)
+        else:
+            mark_replying(record, current_user)
+    others = others_replying(record, current_user)
+    db.session.commit()
+    return jsonify({"others": others, "expires_in": REPLY_MARKER_SECONDS})
 
 
 @bp.route("/conversations/<int:conversation_id>/note", methods=["POST"])
@@ -161,15 +242,44 @@ def assign(conversation_id):
 @bp.route("/conversations/<int:conversation_id>/resolve", methods=["POST"])
 @roles_required(*WORKERS)
 def resolve(conversation_id):
-    """Mark the conversation resolved with an outcome."""
+    """Resolve the conversation: with a linked case, take the case's next step; else record the outcome."""
     record = _conversation_or_404(conversation_id)
-    form = ResolveForm()
+    form = _resolve_form(record, ResolveForm())
     if not form.validate_on_submit():
-        flash("Choose an outcome.", "error")
-        return _render_conversation(record, status=400)
-    resolve_conversation(record, current_user, form.outcome.data)
-    db.session.commit()
-    flash("Conversation resolved.", "success")
+        flash("Nothing was changed: check the form.", "error")
+        return _render_conversation(record, resolve_form=form, status=400)
+    case = record.case
+    offered = {value for value, _ in form.outcome.choices if value}
+    if form.outcome.data not in offered:
+        form.outcome.errors = list(form.outcome.errors) + ["Choose the outcome"]
+        flash("Choose the outcome.", "error")
+        return _render_conversation(record, resolve_form=form, status=400)
+    step = form.case_status.data if case is not None else ""
+    if step and step not in dict(form.case_status.choices):
+        form.case_status.errors = list(form.case_status.errors) + ["Choose one of the steps offered"]
+        return _render_conversation(record, resolve_form=form, status=400)
+    if step == "resolved" and not (form.case_reason.data or "").strip():
+        form.case_reason.errors = list(form.case_reason.errors) + ["Say how the case was resolved"]
+        flash("Say how the case was resolved: the resident is told.", "error")
+        return _render_conversation(record, resolve_form=form, status=400)
+    try:
+        resolve_conversation(record, current_user, form.outcome.data)
+        if case is not None and (form.case_note.data or "").strip():
+            cases.add_note(case, form.case_note.data, current_user)
+        if step:
+            cases.change_status(case, step, current_user, reason=(form.case_reason.data or "").strip() or None)
+        clear_replying(record, current_user)
+        db.session.commit()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return _render_conversation(record, resolve_form=form, status=error.status)
+    done = "Conversation resolved."
+    if step:
+        done += f" Case {case.reference} is now {labels.label(step, 'case_status').lower()}."
+    elif case is not None:
+        done += f" Case {case.reference} stays with {case.service.name}."
+    flash(done, "success")
     return redirect(url_for("email.inbox"))
 
 
@@ -193,23 +303,43 @@ def retry(outbound_id):
     return redirect(url_for("email.conversation", conversation_id=send.conversation_id))
 
 
-@bp.route("/attachments/<int:attachment_id>")
-@roles_required()
-def attachment(attachment_id):
-    """Serve a stored attachment: images and PDFs inline, everything else as a download."""
+def _attachment_or_404(attachment_id: int) -> Attachment:
+    """Return the attachment if it exists and the signed-in user may read what it belongs to."""
     item = db.session.get(Attachment, attachment_id)
     if item is None:
         abort(404)
-    if item.message is not None:
-        check_view_conversation(current_user, item.message.conversation)
-    elif item.case_id is not None:
-        check_view(current_user, db.session.get(Case, item.case_id))
+    check_view_attachment(current_user, item)
     db.session.commit()  # the audit entry of a sensitive read
-    inline = item.content_type in INLINE_TYPES
-    safe_name = item.filename.replace('"', "'")
-    response = Response(item.data, mimetype=item.content_type if inline else "application/octet-stream")
-    response.headers["Content-Disposition"] = f'{"inline" if inline else "attachment"}; filename="{safe_name}"'
+    return item
+
+
+@bp.route("/attachments/<int:attachment_id>")
+@roles_required()
+def attachment(attachment_id):
+    """Serve a stored attachment: images and PDFs inline (or as a download when asked), everything else downloaded."""
+    item = _attachment_or_404(attachment_id)
+    inline = item.content_type in INLINE_TYPES and request.args.get("download") != "1"
+    from ..security import content_disposition
+
+    response = Response(item.data, mimetype=item.content_type if item.content_type in INLINE_TYPES
+                        else "application/octet-stream")
+    # Any stored name (rows from before names were cleaned included) makes a valid header.
+    response.headers["Content-Disposition"] = content_disposition("inline" if inline else "attachment", item.filename)
     response.headers["Content-Security-Policy"] = "default-src 'none'; img-src 'self'; sandbox"
+    response.headers["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@bp.route("/attachments/<int:attachment_id>/thumbnail")
+@roles_required()
+def attachment_thumbnail(attachment_id):
+    """Serve a small preview of an image attachment (404 when it is not an image we can read)."""
+    item = _attachment_or_404(attachment_id)
+    small = thumbnail(item)
+    if small is None:
+        abort(404)
+    response = Response(small, mimetype=thumbnail_type(small))
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response.headers["Cache-Control"] = "private, max-age=3600"
     return response
 
