@@ -25,7 +25,19 @@ class Base(DeclarativeBase):
 
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
-login_manager = LoginManager()
+class StaffLoginManager(LoginManager):
+    """Flask-Login whose session protection never vetoes a bearer token: such a request is judged by the
+    token alone, even when the client also carries a cookie from a resident page."""
+
+    def _session_protection_failed(self):
+        from flask import request
+
+        if request.headers.get("Authorization", "")[:7].lower() == "bearer ":
+            return False
+        return super()._session_protection_failed()
+
+
+login_manager = StaffLoginManager()
 socketio = SocketIO()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)

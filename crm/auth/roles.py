@@ -48,3 +48,5 @@ RETENTION_EDITORS = (RECORDS, ADMIN)
 ARTICLE_EDITORS = (EDITOR, SUPERVISOR)
 # Post and withdraw service notices shown on every channel.
 NOTICE_POSTERS = SUPERVISORS
+# Read the knowledge base and its guidance: everyone at the console, and the editors.
+KNOWLEDGE_READERS = CONSOLE_STAFF + (EDITOR,)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from .. import visibility
 from ..audit import audit
 from ..auth.access import roles_required
-from ..auth.roles import FRONT_LINE
+from ..auth.roles import EDITOR, FRONT_LINE, RECORDS, STAFF
 from ..channels.phone import CaseRequest, log_call
 from ..customers.identity import create_customer, live_customer
 from ..customers.merge import merge_customers
@@ -52,9 +52,13 @@ def _customer_or_404(customer_id):
 
 
 @bp.route("/")
-@roles_required()
+@roles_required(*STAFF)
 def home():
-    """Send staff to the page their role starts from."""
+    """Send staff to the page their role starts from (records officers and editors work outside the console)."""
+    if current_user.role == RECORDS:
+        return redirect(url_for("records.home"))
+    if current_user.role == EDITOR:
+        return redirect(url_for("knowledge.list_page"))
     return redirect(url_for("console.search"))
 
 

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from ..api import api_blueprint
 from ..auth.access import roles_required
-from ..auth.roles import ARTICLE_EDITORS, NOTICE_POSTERS
+from ..auth.roles import ARTICLE_EDITORS, KNOWLEDGE_READERS, NOTICE_POSTERS
 from ..errors import NotFound
 from ..extensions import db
 from ..models import Service
@@ -29,7 +29,7 @@ def _service_id(code):
 
 
 @blp.get("")
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 @blp.arguments(ArticleListArgs, location="query")
 @blp.response(200, ArticleListOut)
 def list_articles(args):
@@ -55,7 +55,7 @@ def create(data):
 
 
 @blp.get("/<int:article_id>")
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 @blp.response(200, ArticleOut)
 def read(article_id):
     """Read an article with its versions (drafts only for editors)."""
@@ -79,7 +79,7 @@ def patch(data, article_id):
 
 
 @notices_blp.get("")
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 @notices_blp.arguments(NoticeListArgs, location="query")
 @notices_blp.response(200, NoticeListOut)
 def live(args):

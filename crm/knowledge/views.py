@@ -7,7 +7,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth.access import roles_required
-from ..auth.roles import ARTICLE_EDITORS, NOTICE_POSTERS
+from ..auth.roles import ARTICLE_EDITORS, KNOWLEDGE_READERS, NOTICE_POSTERS
 from ..errors import DomainError
 from ..extensions import db
 from ..models import ARTICLE_AUDIENCES, ARTICLE_STATUSES, ArticleFeedback, KnowledgeArticle, Service, ServiceNotice, utcnow
@@ -25,7 +25,7 @@ def _services():
 
 
 @bp.route("/")
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 def list_page():
     """Search or browse articles; editors also see drafts and archived ones."""
     query = (request.args.get("q") or "").strip()[:200]
@@ -46,7 +46,7 @@ def list_page():
 
 
 @bp.route("/<int:article_id>")
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 def article_page(article_id):
     """One article as staff see it, with its versions and what readers said."""
     article = db.session.get(KnowledgeArticle, article_id)
@@ -116,7 +116,7 @@ def edit_article(article_id):
 
 
 @bp.route("/guidance")
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 def guidance():
     """Answer the console's guidance panel: articles for a reason for contact, a service or words typed."""
     category = (request.args.get("category") or "").strip()[:60] or None
@@ -137,7 +137,7 @@ def guidance():
 
 
 @bp.route("/notices", methods=["GET", "POST"])
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 def notices_page():
     """Live, coming and ended notices; supervisors post new ones here."""
     errors, values, status = {}, {}, 200
@@ -192,7 +192,7 @@ def _local_datetime(day: str, time: str, name: str) -> datetime:
 
 
 @bp.route("/uses", methods=["POST"])
-@roles_required()
+@roles_required(*KNOWLEDGE_READERS)
 def record_use():
     """Record that the signed-in agent sent an article's link in a chat or email reply."""
     from ..models import Conversation

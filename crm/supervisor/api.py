@@ -63,6 +63,8 @@ class ContactsReportOut(Schema):
     estimated_cost_total_gbp = fields.Float()
     all_phone_baseline_gbp = fields.Float()
     saving_gbp = fields.Float()
+    self_served_journeys = fields.Integer(metadata={"description": "journeys a help article answered (no contact)"})
+    self_service_saving_gbp = fields.Float(metadata={"description": "those journeys at the phone rate less the web rate"})
     series_unit = fields.String()
     series = fields.List(fields.Dict())
     from_ = fields.String(data_key="from", attribute="from")
