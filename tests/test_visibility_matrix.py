@@ -121,6 +121,7 @@ EXEMPT = {
     "email.quarantined_message": "admins only: raw inbound mail that matched no customer",
     "email.raw_message": "admins only: raw inbound mail that matched no customer",
     "portal.form_page": "public web forms, no record content",
+    "help.article": "public help articles, no record content",
     "portal.form_step": "public web forms, no record content",
     "portal.form_confirmation": "the resident's own submission (its reference is in their session)",
     "form_staff.assisted_list": "lists public forms; no customer content (customer checked on submit)",
