@@ -112,6 +112,8 @@ class Config:
     # OpenAPI document (flask-smorest) served at /api/v1/openapi.json.
     API_TITLE = "Council Contact Centre CRM"
     API_VERSION = "v1"
+    # How long after a merge of two customer records staff may undo it (crm.customers.merge).
+    CUSTOMER_UNMERGE_DAYS = int(os.environ.get("CUSTOMER_UNMERGE_DAYS") or 30)
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"

@@ -30,7 +30,7 @@ def api_blueprint(name: str, import_name: str, description: str, url_prefix: str
 
 def register(app, api):
     """Register the customer and contact endpoints; other areas register their own."""
-    from . import customers, contacts
+    from . import customers, contacts, duplicates
 
-    for module in (customers, contacts):
+    for module in (customers, contacts, duplicates):
         api.register_blueprint(module.blp)

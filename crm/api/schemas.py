@@ -3,7 +3,7 @@ from datetime import timezone
 
 from marshmallow import Schema, fields, validate, validates_schema, ValidationError, RAISE
 
-from ..models import CHANNELS, DIRECTIONS, OUTCOMES, PRIORITIES
+from ..models import CHANNELS, DIRECTIONS, IDENTITY_SOURCES, OUTCOMES, PRIORITIES
 
 
 class StrictSchema(Schema):
@@ -44,13 +44,18 @@ class CustomerPatch(StrictSchema):
 
 
 class IdentityOut(Schema):
+    id = fields.Integer()
     kind = fields.String()
     value = fields.String()
     verified = fields.Boolean()
+    source = fields.String(allow_none=True, metadata={"description": "where it came from: " + ", ".join(IDENTITY_SOURCES)})
+    main = fields.Boolean()
     undeliverable = fields.Boolean()
 
 
 class AddressOut(Schema):
+    id = fields.Integer()
+    main = fields.Boolean()
     line1 = fields.String()
     line2 = fields.String()
     town = fields.String()
@@ -67,6 +72,10 @@ class CustomerOut(Schema):
     addresses = fields.List(fields.Nested(AddressOut))
     merged_into_id = fields.Integer(allow_none=True)
     created_at = fields.DateTime()
+    preferred_channel = fields.String(allow_none=True)
+    # Search results only: open cases and the latest contact.
+    open_cases = fields.Integer()
+    last_contact_at = fields.DateTime(allow_none=True)
     restricted = fields.Boolean(metadata={"description": "a restricted record (crm.visibility)"})
 
 
@@ -109,6 +118,8 @@ class CallerIn(StrictSchema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     phone = Text(40, allow_none=True)
     email = Text(254, allow_none=True)
+    confirmed = fields.Boolean(load_default=False, metadata={
+        "description": "the agent checked the caller's identity on the call: their details count as verified"})
 
 
 class CaseIn(StrictSchema):

@@ -32,6 +32,8 @@ CASE_RAISERS = (AGENT, SUPERVISOR, SERVICE_OFFICER)
 CASE_WORKERS = (SUPERVISOR, SERVICE_OFFICER)
 # Watch the queues, move work, read reports, merge cases.
 SUPERVISORS = (SUPERVISOR,)
+# Review possible duplicate customers: merge, dismiss, and undo a merge.
+DUPLICATE_REVIEWERS = (SUPERVISOR,)
 # Read sensitive content (a sensitive service's cases, restricted customers, vulnerability notes)
 # without a service or an assignment that gives the need; officers qualify through their service.
 SENSITIVE_READERS = (SUPERVISOR,)

@@ -16,11 +16,54 @@ _signals = Namespace()
 case_routed = _signals.signal("case-routed")
 
 
-def send_to_customer(customer, subject: str, body: str, case=None):
-    """Send a message to a resident through the email channel's outbound path (queued after commit)."""
-    from ..channels import email as email_channel  # noqa: PLC0415  (lazy: the email area is separate)
+def case_email_address(case):
+    """Return where a case's news goes: the email given for that case, else the record's (None: nowhere).
 
-    return email_channel.send_to_customer(customer, subject, body, case=case)
+    A case reported with only a phone number is not emailed to the record's address: the record may
+    be another person's who shares that phone.
+    """
+    from ..channels.email import deliverable_address  # noqa: PLC0415
+    from ..customers.identity import live_customer  # noqa: PLC0415
+    from ..extensions import db  # noqa: PLC0415
+    from ..models import CustomerIdentity  # noqa: PLC0415
+    from sqlalchemy import select  # noqa: PLC0415
+
+    if case.contact_email:
+        bounced = db.session.scalar(select(CustomerIdentity.undeliverable).where(
+            CustomerIdentity.kind == "email", CustomerIdentity.value == case.contact_email))
+        return None if bounced else case.contact_email
+    if case.contact_phone:
+        return None
+    return deliverable_address(live_customer(case.customer))
+
+
+def send_to_customer(customer, subject: str, body: str, case=None):
+    """Send a message to a resident through the email channel's outbound path (queued after commit).
+
+    News of a case goes to the address the resident gave for that case (see case_email_address).
+    """
+    from ..channels import email as email_channel  # noqa: PLC0415  (lazy: the email area is separate)
+    from ..customers.identity import live_customer  # noqa: PLC0415
+    from ..extensions import db  # noqa: PLC0415
+    from ..models import Conversation  # noqa: PLC0415
+    from sqlalchemy import select  # noqa: PLC0415
+
+    if case is None or not (case.contact_email or case.contact_phone):
+        return email_channel.send_to_customer(customer, subject, body, case=case)
+    address = case_email_address(case)
+    if address is None:
+        return None
+    customer = live_customer(customer)
+    # Like email_channel.send_to_customer, but to the case's own address (that one picks the record's).
+    conversation = db.session.scalar(
+        select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == email_channel.CHANNEL)
+        .order_by(Conversation.id.desc()).limit(1))
+    if conversation is None:
+        conversation = email_channel.new_conversation(customer, subject, case=case, status="resolved",
+                                                      queue=email_channel._email_queue_for(case.service))
+    return email_channel.queue_email(conversation, kind="notification", to_address=address, to_name=customer.name,
+                                     subject=email_channel.subject_for(conversation, subject), body=body,
+                                     author="system")
 
 
 def notify_customer_of_update(case, event) -> bool:

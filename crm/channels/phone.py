@@ -5,7 +5,7 @@ from typing import Optional
 
 from .. import visibility
 from ..cases.service import open_case
-from ..customers.identity import resolve_customer, live_customer
+from ..customers.identity import live_customer, resolve_customer, set_case_contact
 from ..customers.timeline import record_contact
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
@@ -35,7 +35,9 @@ def log_call(agent, *, customer_id: Optional[int] = None, caller: Optional[dict]
             raise NotFound(f"No customer {customer_id}", {"customer_id": ["unknown customer"]})
         visibility.check_customer(agent, customer)
     elif caller:
-        customer = resolve_customer(caller.get("name"), caller.get("email"), caller.get("phone"))
+        # Staff who checked who is calling say so ("confirmed"): only then are the details verified.
+        customer = resolve_customer(caller.get("name"), caller.get("email"), caller.get("phone"),
+                                    source="phone", verified=bool(caller.get("confirmed")))
     else:
         raise ValidationFailed("Say who called", {"customer_id": ["give customer_id or caller"]})
     if case is not None and outcome in ("pending", "resolved_first_time"):
@@ -52,5 +54,7 @@ def log_call(agent, *, customer_id: Optional[int] = None, caller: Optional[dict]
     if case is not None:
         raised = open_case(customer, case.service, case.category, case.title, case.description,
                            priority=case.priority, actor=agent, contact=contact)
+        if caller and customer_id is None:
+            set_case_contact(raised, caller.get("email"), caller.get("phone"))
         db.session.flush()
     return contact, raised

@@ -13,7 +13,9 @@ from typing import Optional
 from sqlalchemy import select
 
 from ..cases.service import open_case
-from ..customers.identity import live_customer, normalise_email, normalise_phone, resolve_customer
+from ..customers.identity import (
+    live_customer, normalise_email, normalise_phone, resolve_customer, set_case_contact,
+)
 from ..customers.timeline import record_contact
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
@@ -263,7 +265,8 @@ def submit(submission: Submission, agent=None, started_at=None):
         details = submission.resident
         if details is None:
             raise ValidationFailed("Say who is reporting", {"name": ["required"]})
-        customer = resolve_customer(details.name, details.email, details.phone)
+        customer = resolve_customer(details.name, details.email, details.phone,
+                                    source="phone" if agent is not None else "web_form")
     description = describe_answers(specs, submission.answers, submission.uploads)
     if agent is not None:
         contact = record_contact(
@@ -285,6 +288,8 @@ def submit(submission: Submission, agent=None, started_at=None):
         actor=agent, contact=contact, source_channel=contact.channel,
         location_address=where[:300] if where else None, latitude=latitude, longitude=longitude,
     )
+    if submission.resident is not None:
+        set_case_contact(case, submission.resident.email, submission.resident.phone)
     for attachment in submission.uploads.values():
         attachment.case_id = case.id
     db.session.flush()
@@ -316,11 +321,9 @@ def send_confirmation(definition: FormDefinition, case, customer) -> bool:
     Sent after the case is committed, so a mail problem never loses a report. Skipped when
     the email channel is not installed or the resident gave no email address.
     """
-    try:
-        from .email import send_to_customer
-    except ImportError:
-        return False
-    if not customer.primary_email:
+    from ..cases.notify import case_email_address, send_to_customer
+
+    if case_email_address(case) is None:
         return False
     try:
         send_to_customer(customer, f"{definition.title}: your reference is {case.reference}",

@@ -4,18 +4,42 @@ import re
 from sqlalchemy import select, exists, func
 
 from ..extensions import db
-from ..models import Address, Case, Customer, CustomerIdentity, CustomerNameTerm
+from ..models import Address, Case, Contact, Customer, CustomerIdentity, CustomerNameTerm
 from .identity import (
     live_customer, looks_like_postcode, name_terms, postcode_key, try_normalise_phone,
 )
 
 CASE_REFERENCE_RE = re.compile(r"^\s*CAS-?(\d{1,9})\s*$", re.IGNORECASE)
 OUTWARD_CODE_RE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?(\s*[0-9][A-Z]?)?$")
+DONE_STATUSES = ("resolved", "closed")
 HIGH = "\uffff"  # upper bound of a prefix range on an indexed text column
 RARITY_PROBE = 1000  # name terms counted per word to tell a rare word from a common one
 
 
 def search_customers(query: str, limit: int = 25) -> list[Customer]:
+    """Return the customers the query names, best matches first, each with `open_cases` and `last_contact_at`."""
+    return with_summaries(_search(query, limit))
+
+
+def with_summaries(customers: list[Customer]) -> list[Customer]:
+    """Set `open_cases` and `last_contact_at` on each customer: two grouped look-ups for the whole list."""
+    ids = [c.id for c in customers]
+    if not ids:
+        return customers
+    open_counts = dict(db.session.execute(
+        select(Case.customer_id, func.count(Case.id))
+        .where(Case.customer_id.in_(ids), Case.status.notin_(DONE_STATUSES))
+        .group_by(Case.customer_id)).all())
+    latest = dict(db.session.execute(
+        select(Contact.customer_id, func.max(Contact.occurred_at))
+        .where(Contact.customer_id.in_(ids)).group_by(Contact.customer_id)).all())
+    for customer in customers:
+        customer.open_cases = open_counts.get(customer.id, 0)
+        customer.last_contact_at = latest.get(customer.id)
+    return customers
+
+
+def _search(query: str, limit: int) -> list[Customer]:
     """Return the customers the query names, best matches first; each way is an index look-up."""
     q = (query or "").strip()
     if not q:

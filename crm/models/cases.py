@@ -42,6 +42,10 @@ class Case(db.Model):
     # two tables would need ALTERs that SQLite batch migrations cannot replay.
     raised_by_contact_id: Mapped[Optional[int]] = mapped_column(Integer)
     location_address: Mapped[Optional[str]] = mapped_column(String(300))
+    # The address the resident gave for this case: its confirmation and updates go there, not to
+    # whatever their record holds, so a report matched to someone else never mails that person.
+    contact_email: Mapped[Optional[str]] = mapped_column(String(254))
+    contact_phone: Mapped[Optional[str]] = mapped_column(String(20))
     latitude: Mapped[Optional[float]] = mapped_column(Float)
     longitude: Mapped[Optional[float]] = mapped_column(Float)
     merged_into_id: Mapped[Optional[int]] = mapped_column(ForeignKey("cases.id"))

@@ -9,6 +9,8 @@ from ..extensions import db
 from .types import UTCDateTime, utcnow
 
 IDENTITY_KINDS = ("email", "phone", "chat", "portal")
+# Where an identity came from: a channel, a portal sign-in link, staff, or an import.
+IDENTITY_SOURCES = ("email", "chat", "web_form", "open311", "phone", "portal", "staff", "import")
 
 
 class Customer(db.Model):
@@ -44,8 +46,12 @@ class Customer(db.Model):
     )
 
     def identity_values(self, kind: str) -> list[str]:
-        """Return this customer's normalised values of one identity kind."""
-        return [i.value for i in self.identities if i.kind == kind]
+        """Return this customer's normalised values of one identity kind, the main one first."""
+        return [i.value for i in sorted((i for i in self.identities if i.kind == kind), key=lambda i: not i.main)]
+
+    @property
+    def has_verified_identity(self) -> bool:
+        return any(i.verified for i in self.identities)
 
     @property
     def primary_email(self) -> Optional[str]:
@@ -59,7 +65,8 @@ class Customer(db.Model):
 
     @property
     def primary_address(self):
-        return self.addresses[0] if self.addresses else None
+        mains = [a for a in self.addresses if a.main]
+        return mains[0] if mains else (self.addresses[0] if self.addresses else None)
 
 
 class CustomerNameTerm(db.Model):
@@ -82,7 +89,14 @@ class CustomerIdentity(db.Model):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     kind: Mapped[str] = mapped_column(String(10))
     value: Mapped[str] = mapped_column(String(254))  # normalised: lower-case email, E.164 phone
+    # Verified: proved by a sign-in link, confirmed by staff on a call, or imported from a trusted
+    # system. Otherwise only claimed (typed into a chat or form, an email's From): never enough alone.
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Where it came from: one of IDENTITY_SOURCES.
+    source: Mapped[Optional[str]] = mapped_column(String(20))
+    verified_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # The main email (or phone) of its kind: where staff and notices reach the customer first.
+    main: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     # Email bounced: do not send to it again until someone checks it.
     undeliverable: Mapped[bool] = mapped_column(Boolean, default=False)
     undeliverable_reason: Mapped[Optional[str]] = mapped_column(String(500))
@@ -106,6 +120,7 @@ class Address(db.Model):
     postcode: Mapped[Optional[str]] = mapped_column(String(10))
     postcode_key: Mapped[Optional[str]] = mapped_column(String(10), index=True)
     uprn: Mapped[Optional[str]] = mapped_column(String(12), index=True)
+    main: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     customer = relationship("Customer", back_populates="addresses")

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from .. import visibility
 from ..cases import lifecycle
 from ..cases import service as cases
-from ..customers.identity import normalise_email, resolve_customer, try_normalise_phone
+from ..customers.identity import normalise_email, resolve_customer, set_case_contact, try_normalise_phone
 from ..customers.timeline import record_contact
 from ..errors import DomainError
 from ..extensions import db
@@ -190,8 +190,8 @@ def create_request(params: dict, attributes: dict, uploads: list, client) -> Ope
             raise Open311Error(400, "media must be a JPEG, PNG, GIF or WebP image")
         files.append((upload.filename or f"media.{kind[1]}", kind[0], data))
 
-    customer = resolve_customer(name or None, email, phone) if (email or phone) else resolve_customer(
-        name or "Open311 reporter", None, None)
+    customer = resolve_customer(name or None, email, phone, source="open311") if (email or phone) else \
+        resolve_customer(name or "Open311 reporter", None, None, source="open311")
     title = f"{category.name}: {address}" if address else category.name
     extra = "\n".join(f"{k}: {v}" for k, v in attributes.items() if v not in (None, "", []))
     contact = record_contact(customer, "open311", summary=f"Open311: {category.name}",
@@ -199,6 +199,7 @@ def create_request(params: dict, attributes: dict, uploads: list, client) -> Ope
     case = cases.open_case(customer, None, category.code, title, "\n\n".join(p for p in (description, extra) if p),
                            contact=contact, source_channel="open311", location_address=address,
                            latitude=lat, longitude=long)
+    set_case_contact(case, email, phone)
     for filename, content_type, data in files:
         db.session.add(Attachment(case_id=case.id, filename=filename[:255], content_type=content_type,
                                   size=len(data), sha256=hashlib.sha256(data).hexdigest(), data=data))

@@ -102,16 +102,17 @@ def redeem_sign_in_link(secret: str) -> ResidentAccount:
 
 
 def tie_to_customer(account: ResidentAccount) -> None:
-    """Give a proved account its portal identity on the customer holding its email (made if new)."""
+    """Give a proved account its portal identity on the customer holding its email (made if new).
+
+    Only the proved email ties the account: claimed identities are never attached to another
+    person's record (crm.customers.identity), so the holder of the email is this resident.
+    """
     if account.email_verified_at is None:
         account.email_verified_at = utcnow()
     if account.identity_id is not None:
         return
-    customer = resolve_customer(account.name, account.email)
-    for identity in customer.identities:
-        if identity.kind == "email" and identity.value == account.email:
-            identity.verified = True
-    account.identity = add_identity(customer, "portal", account.email, verified=True)
+    customer = resolve_customer(account.name, account.email, source="portal", verified=True)
+    account.identity = add_identity(customer, "portal", account.email, verified=True, source="portal")
     db.session.flush()
     audit(None, "resident.linked", "customer", customer.id, account_id=account.id)
 
@@ -262,6 +263,13 @@ def wants_email_updates(customer) -> bool:
         CustomerIdentity, ResidentAccount.identity_id == CustomerIdentity.id).where(
         CustomerIdentity.customer_id == customer.id))
     return account is None or account.email_updates
+
+
+def account_of(customer) -> Optional[ResidentAccount]:
+    """Return the resident account tied to a customer, if they have one."""
+    return db.session.scalar(select(ResidentAccount).join(
+        CustomerIdentity, ResidentAccount.identity_id == CustomerIdentity.id).where(
+        CustomerIdentity.customer_id == customer.id).limit(1))
 
 
 def update_preferences(account: ResidentAccount, email_updates: bool, preferred_channel: Optional[str]) -> None:

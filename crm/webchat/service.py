@@ -20,7 +20,7 @@ from sqlalchemy.orm import contains_eager
 
 from ..auth.roles import ADMINS, CHAT_HOLDERS_SQL, CHAT_STAFF, SUPERVISORS
 from ..cases.service import open_case
-from ..customers.identity import resolve_customer
+from ..customers.identity import resolve_customer, set_case_contact
 from ..customers.timeline import record_contact
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
@@ -885,8 +885,10 @@ def link_customer(conversation: Conversation, customer_id) -> None:
 
 
 def clean_presence(status) -> str:
+        set_case_contact(case, email, conversation.chat.phone)
     """Return a presence an agent may choose."""
     if status not in PRESENCE_CHOICES:
         raise ValidationFailed("Unknown presence", {"status": [f"one of {', '.join(PRESENCE_CHOICES)}"]})
     return status
 
+    set_case_contact(case, conversation.chat.email, conversation.chat.phone)

@@ -44,12 +44,22 @@ def test_resolving_by_phone_in_another_format_finds_the_same_customer(app):
     assert found.id == known.id
 
 
-def test_resolving_by_email_ignores_case_and_adds_the_new_phone(app):
+def test_resolving_by_email_ignores_case_but_a_claimed_phone_is_not_added_to_the_record(app):
     known = factories.customer("Jane Resident", email="jane@example.org")
-    found = resolve_customer("Jane", email="JANE@Example.org", phone="07700 900456")
+    found = resolve_customer("Jane Resident", email="JANE@Example.org", phone="07700 900456", source="chat")
     db.session.commit()
     assert found.id == known.id
-    assert "+447700900456" in found.identity_values("phone")
+    assert found.identity_values("phone") == []
+
+
+def test_a_phone_confirmed_by_staff_on_a_call_is_added_verified(app):
+    known = factories.customer("Jane Resident", email="jane@example.org")
+    found = resolve_customer("Jane Resident", email="jane@example.org", phone="07700 900456",
+                             source="phone", verified=True)
+    db.session.commit()
+    assert found.id == known.id
+    phone = next(i for i in found.identities if i.kind == "phone")
+    assert (phone.value, phone.verified, phone.source) == ("+447700900456", True, "phone")
 
 
 def test_an_unknown_caller_becomes_a_new_customer(app):

@@ -5,7 +5,7 @@ import re
 from sqlalchemy import select
 
 from crm.customers.merge import merge_customers
-from crm.models import CustomerIdentity, ResidentAccount
+from crm.models import Conversation, CustomerIdentity, PossibleDuplicate, ResidentAccount
 from tests import factories
 from tests.conftest import csrf_from
 
@@ -193,3 +193,91 @@ def test_the_email_updates_preference_is_readable_by_other_areas(client, smtp, d
     client.post("/account/preferences", data={"csrf_token": _token(client, "/account/preferences"),
                                               "preferred_channel": "email"})
     assert not wants_email_updates(resident) and wants_email_updates(stranger)
+
+
+# --- account takeover through a claimed identity (issue 10) -------------------------------
+
+def _victim(highways):
+    """A resident with an address, a phone and an adult social care-like case of their own."""
+    victim = factories.customer("Victoria Stone", email="victoria@example.org", phone="07700 900002",
+                                address={"line1": "3 Quiet Lane", "postcode": "CA1 1AA"})
+    return victim, factories.case(victim, title="Victoria's own pothole")
+
+
+def _attacker_sees_nothing_of(client, smtp, victim, victim_case, email):
+    """Sign up with the attacker's email, click the link, and check the victim's data stays hidden."""
+    assert _use_link(client, _sign_up(client, smtp, email, name="Mallory Smith")).status_code == 303
+    home = client.get("/account").get_data(as_text=True)
+    assert victim_case.reference not in home and "Victoria" not in home
+    data = client.get("/account/data.json").get_data(as_text=True)
+    assert "Quiet Lane" not in data and "+447700900002" not in data and victim_case.reference not in data
+    assert client.get(f"/account/cases/{victim_case.reference}").status_code == 404
+
+
+def test_a_webchat_with_a_new_email_and_someone_elses_phone_cannot_open_their_account(
+        app, client, smtp, db, highways, database_url):
+    from tests.support import ServerProcess
+    from tests.webchat.conftest import Client
+
+    victim, victim_case = _victim(highways)
+    server = ServerProcess(database_url)
+    try:
+        resident = Client(server.url, "/webchat")
+        try:
+            ack = resident.call("start", {"name": "Mallory Smith", "email": "mallory@example.net",
+                                          "phone": "07700 900002", "message": "hello"})
+        finally:
+            resident.close()
+    finally:
+        server.stop()
+    assert "conversation_id" in ack, ack
+    db.session.expire_all()
+
+    chat = db.session.get(Conversation, ack["conversation_id"])
+    assert chat.customer_id != victim.id  # not joined to the phone's owner
+    assert {i.value for i in db.session.get(type(victim), victim.id).identities} == {
+        "victoria@example.org", "+447700900002"}  # nothing claimed was added to the victim
+    assert db.session.scalar(select(PossibleDuplicate.other_id)) == victim.id  # staff decide
+    _attacker_sees_nothing_of(client, smtp, victim, victim_case, "mallory@example.net")
+
+
+def test_a_web_form_with_someone_elses_phone_cannot_open_their_account_or_mail_them(
+        client, smtp, db, pothole_form):
+    from crm.models import Case
+    from tests.portal.test_forms import GOOD, _post
+
+    victim, victim_case = _victim(None)
+    before = len(smtp.messages)
+    response = _post(client, "report-a-pothole", dict(GOOD, name="Mallory Smith", email="mallory@example.net",
+                                                      phone="07700 900002"))
+    assert response.status_code == 303
+    report = db.session.scalar(select(Case).order_by(Case.id.desc()).limit(1))
+    assert report.customer_id != victim.id and report.contact_email == "mallory@example.net"
+    confirmations = smtp.wait_for(before + 1)[before:]
+    assert [m.rcpt_tos for m in confirmations] == [["mallory@example.net"]]
+    _attacker_sees_nothing_of(client, smtp, victim, victim_case, "mallory@example.net")
+
+
+def test_a_report_joined_by_a_shared_phone_alone_is_never_mailed_to_the_record_holder(client, smtp, db, highways,
+                                                                                     make_user):
+    """A phone-only report with no name joins the phone's holder, but its news goes nowhere by email."""
+    import time
+
+    from crm.cases.notify import notify_customer_of_update
+    from crm.customers.identity import resolve_customer, set_case_contact
+    from crm.models import CaseEvent
+
+    victim, _ = _victim(highways)
+    reporter = resolve_customer(None, None, "07700 900002", source="open311")
+    assert reporter.id == victim.id
+    report = factories.case(reporter, title="Someone else's pothole")
+    set_case_contact(report, None, "07700 900002")
+    db.session.commit()
+    before = len(smtp.messages)
+    event = CaseEvent(case_id=report.id, customer_id=report.customer_id, kind="public_update", body="Filled",
+                      public=True)
+    db.session.add(event)
+    assert notify_customer_of_update(report, event) is False
+    db.session.commit()
+    time.sleep(0.5)
+    assert len(smtp.messages) == before
