@@ -108,12 +108,12 @@ class Config:
     # Resident pages: form posts allowed per client address (Flask-Limiter syntax).
     PORTAL_SUBMIT_LIMIT = os.environ.get("PORTAL_SUBMIT_LIMIT") or "10 per minute;100 per hour"
     PORTAL_STEP_LIMIT = os.environ.get("PORTAL_STEP_LIMIT") or "60 per minute"
+    # How long after a merge of two customer records staff may undo it (crm.customers.merge).
+    CUSTOMER_UNMERGE_DAYS = int(os.environ.get("CUSTOMER_UNMERGE_DAYS") or 30)
 
     # OpenAPI document (flask-smorest) served at /api/v1/openapi.json.
     API_TITLE = "Council Contact Centre CRM"
     API_VERSION = "v1"
-    # How long after a merge of two customer records staff may undo it (crm.customers.merge).
-    CUSTOMER_UNMERGE_DAYS = int(os.environ.get("CUSTOMER_UNMERGE_DAYS") or 30)
     OPENAPI_VERSION = "3.0.3"
     OPENAPI_URL_PREFIX = "/api/v1"
     OPENAPI_JSON_PATH = "openapi.json"

@@ -105,6 +105,8 @@ def add_identity(customer: Customer, kind: str, value: str, verified: bool = Fal
     """Attach a normalised identity to a customer unless it is already theirs."""
     for identity in customer.identities:
         if identity.kind == kind and identity.value == value:
+            if verified and not identity.verified:
+                mark_verified(identity)
             return identity
     owner = find_by_identity(kind, value)
     if owner is not None and owner.id != customer.id:
@@ -119,29 +121,6 @@ def add_identity(customer: Customer, kind: str, value: str, verified: bool = Fal
     return identity
 
 
-def add_address(customer: Customer, line1=None, line2=None, town=None, postcode=None, uprn=None) -> Address:
-    """Attach an address with its postcode normalised."""
-    address = Address(
-        line1=(line1 or "").strip() or None,
-        line2=(line2 or "").strip() or None,
-        town=(town or "").strip() or None,
-            if verified and not identity.verified:
-                mark_verified(identity)
-        postcode=normalise_postcode(postcode) if postcode else None,
-        postcode_key=postcode_key(postcode) if postcode else None,
-        uprn=(uprn or "").strip() or None,
-    )
-    customer.addresses.append(address)
-    return address
-
-
-def create_customer(name: str, email=None, phone=None, address: Optional[dict] = None, *,
-                    source: Optional[str] = "staff", verified: bool = False) -> Customer:
-    """Make a new customer with the identities given; raises if one is already taken."""
-    customer = Customer()
-    set_name(customer, name)
-    db.session.add(customer)
-    if email:
 def _new_identity(customer: Customer, kind: str, value: str, verified: bool, source: Optional[str]):
     """Return a new identity row; the first of its kind on the record is the main one."""
     first = not any(i.kind == kind for i in customer.identities)
@@ -179,6 +158,28 @@ def display_phone(value: Optional[str]) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def add_address(customer: Customer, line1=None, line2=None, town=None, postcode=None, uprn=None) -> Address:
+    """Attach an address with its postcode normalised."""
+    address = Address(
+        line1=(line1 or "").strip() or None,
+        line2=(line2 or "").strip() or None,
+        town=(town or "").strip() or None,
+        postcode=normalise_postcode(postcode) if postcode else None,
+        postcode_key=postcode_key(postcode) if postcode else None,
+        uprn=(uprn or "").strip() or None,
+        main=not customer.addresses,
+    )
+    customer.addresses.append(address)
+    return address
+
+
+def create_customer(name: str, email=None, phone=None, address: Optional[dict] = None, *,
+                    source: Optional[str] = "staff", verified: bool = False) -> Customer:
+    """Make a new customer with the identities given; raises if one is already taken."""
+    customer = Customer()
+    set_name(customer, name)
+    db.session.add(customer)
+    if email:
         add_identity(customer, "email", normalise_email(email), verified=verified, source=source)
     if phone:
         add_identity(customer, "phone", normalise_phone(phone), verified=verified, source=source)
@@ -188,7 +189,6 @@ def display_phone(value: Optional[str]) -> str:
     return customer
 
 
-        main=not customer.addresses,
 # Names a record gets when nobody said who they are: they neither agree nor disagree with a name.
 PLACEHOLDER_NAMES = frozenset({"unknown caller", "open311 reporter", "unknown"})
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "rev"})

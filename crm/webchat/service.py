@@ -801,6 +801,7 @@ def leave_message(conversation: Conversation, body, email=None) -> str:
     if category is not None:
         case = open_case(conversation.customer, category.service.code, category.code,
                          f"Webchat message: {body[:80]}", transcript, contact=contact, source_channel=CHANNEL)
+        set_case_contact(case, email, conversation.chat.phone)
         conversation.case_id = case.id
         conversation.status = "closed"
         conversation.closed_at = now
@@ -861,6 +862,7 @@ def raise_case(conversation: Conversation, agent: User, payload):
     case = open_case(conversation.customer, payload.get("service") or "", payload.get("category") or "",
                      clean_text(payload.get("title"), "title", 200), description,
                      priority=payload.get("priority") or "normal", actor=agent, source_channel=CHANNEL)
+    set_case_contact(case, conversation.chat.email, conversation.chat.phone)
     conversation.case_id = case.id
     return case
 
@@ -885,10 +887,8 @@ def link_customer(conversation: Conversation, customer_id) -> None:
 
 
 def clean_presence(status) -> str:
-        set_case_contact(case, email, conversation.chat.phone)
     """Return a presence an agent may choose."""
     if status not in PRESENCE_CHOICES:
         raise ValidationFailed("Unknown presence", {"status": [f"one of {', '.join(PRESENCE_CHOICES)}"]})
     return status
 
-    set_case_contact(case, conversation.chat.email, conversation.chat.phone)
