@@ -87,6 +87,9 @@ def create_app(config=None):
     from . import http_errors
 
     http_errors.init_app(app)
+    from . import security
+
+    security.init_app(app)  # before any blueprint: its <int:> converter must be in place when routes compile
     from . import db_retry
 
     db_retry.init_app(app)  # before Socket.IO wraps wsgi_app: only HTTP requests are retried
@@ -121,10 +124,6 @@ def create_app(config=None):
     jobs.init_app(app)
 
     cli.init_app(app)
-
-    from . import security
-
-    security.init_app(app)
 
     @app.after_request
     def security_headers(response):

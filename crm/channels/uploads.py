@@ -5,6 +5,8 @@ profile and the EXIF we chose to keep: no XMP, comments or bytes smuggled after 
 GPS block of the EXIF goes unless the resident asked to keep it.
 """
 import hashlib
+import logging
+import threading
 import warnings
 from dataclasses import dataclass
 from io import BytesIO
@@ -21,6 +23,11 @@ PHOTO_FORMATS = {"JPEG": ("image/jpeg", "jpg"), "PNG": ("image/png", "png"), "WE
 DEFAULT_MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 12-megapixel phone photo is 12,000,000
 GPS_IFD = 0x8825
+# Any image Pillow opens anywhere in the app: over this it warns, over twice this it refuses.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+# Photos decoded at once per process: a 50-megapixel photo takes ~200 MB while it is worked on.
+_decode_slots = threading.BoundedSemaphore(2)  # green under the server's monkey patching
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -67,13 +74,28 @@ def photo_location(exif: Image.Exif) -> tuple[Optional[float], Optional[float]]:
     return lat, lon
 
 
+def off_the_hub(function, *args):
+    """Run CPU-heavy work in a real thread when eventlet serves, so other requests and chats go on meanwhile."""
+    from eventlet import patcher, tpool
+
+    if patcher.is_monkey_patched("thread"):
+        return tpool.execute(function, *args)
+    return function(*args)
+
+
 def clean_photo(data: bytes, keep_location: bool = False, field: str = "photo") -> CleanPhoto:
-    """Check that the bytes are a JPEG, PNG or WebP photo and re-encode them safely."""
+    """Check that the bytes are a JPEG, PNG or WebP photo and re-encode them safely (off the event loop)."""
     if not data:
         _refuse("The selected file is empty", field)
     limit = max_photo_bytes()
     if len(data) > limit:
         _refuse(f"The selected file must be smaller than {limit // (1024 * 1024)}MB", field)
+    with _decode_slots:
+        return off_the_hub(_decode_and_reencode, data, keep_location, field)
+
+
+def _decode_and_reencode(data: bytes, keep_location: bool, field: str) -> CleanPhoto:
+    """Decode within the pixel budget and write the pixels out again (runs in a worker thread: no app context)."""
     not_a_photo = "The selected file must be a JPG, PNG or WEBP photo"
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -115,7 +137,7 @@ def clean_photo(data: bytes, keep_location: bool = False, field: str = "photo") 
         else:
             image.save(out, "WEBP", quality=90, **options)
     except (OSError, ValueError) as error:
-        current_app.logger.warning("could not re-encode an uploaded %s: %s", kind, error)
+        log.warning("could not re-encode an uploaded %s: %s", kind, error)
         _refuse(not_a_photo, field)
     return CleanPhoto(out.getvalue(), content_type, extension, latitude, longitude)
 

@@ -5,7 +5,7 @@ from typing import Optional
 from sqlalchemy import (
     ForeignKey, String, Text, Integer, Boolean, Index, UniqueConstraint, LargeBinary,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
 from ..extensions import db
 from .types import UTCDateTime, utcnow
@@ -94,3 +94,10 @@ class Attachment(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     message = relationship("Message", back_populates="attachments")
+
+    @validates("filename")
+    def _safe_filename(self, _key, value):
+        # Every way in (email, forms, Open311, staff uploads) stores a name safe in a header and on disk.
+        from ..security import clean_filename
+
+        return clean_filename(value)
