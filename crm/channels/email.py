@@ -13,7 +13,7 @@ import smtplib
 import ssl
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from email import policy
 from email.header import decode_header, make_header
 from email.headerregistry import Address
@@ -29,7 +29,7 @@ import nh3
 from blinker import Namespace
 from flask import current_app
 from huey.exceptions import RetryTask
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import bindparam, delete, func, inspect, select, update
 from sqlalchemy.orm import joinedload, make_transient_to_detached
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -50,6 +50,7 @@ from ..models import (
     OUTCOMES, Attachment, Case, Contact, Conversation, Customer, CustomerIdentity, InboundEmail, Message,
     OutboundEmail, Queue, RoutingRule, Service, utcnow,
 )
+from ..models.email import EmailThreadRef
 from ..signals import message_stored, send_after_commit
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ REPLY_ADDRESS_RE = re.compile(r"^reply\+([a-z0-9]{8,64})@(.+)$", re.IGNORECASE)
 MSGID_RE = re.compile(r"<([^<>\s]{1,998})>")
 MAX_BODY_CHARS = 200_000
 OUR_ID_PREFIX = "crm."
-STUCK_AFTER = timedelta(minutes=5)  # a stored message not processed by then was interrupted
+STUCK_AFTER = timedelta(minutes=1)  # the sweep leaves younger stored messages to whoever is taking them now
 RETRY_FIRST_DELAY_SECONDS = 30  # then 60, 120, ... until EMAIL_SEND_ATTEMPTS are spent
 MAX_THREAD_IDS = 50
 BLOCKED_EXTENSIONS = frozenset(
@@ -266,8 +267,11 @@ def _addresses(mime: MimeMessage, name: str) -> list:
     except Exception:  # noqa: BLE001
         pairs = []
     if not pairs:
-        pairs = getaddresses([_decode_words(v) for v in raw_values])
-    return [(_clean_line(n, 200), without_surrogates((a or "").strip())) for n, a in pairs if a and "@" in a]
+        # Addresses are read from the raw value and only then are display names decoded: an encoded
+        # name can hold anything, "<someone@else>" and line breaks included, and must never become the address.
+        pairs = [(_decode_words(n), a) for n, a in getaddresses(raw_values)]
+    return [(_clean_line(n, 200), without_surrogates((a or "").strip())) for n, a in pairs
+            if a and "@" in a and "=?" not in a]
 
 
 def _decode_bytes(data: bytes, charset: Optional[str]) -> str:
@@ -321,7 +325,17 @@ def _filename(part: MimeMessage, index: int) -> str:
         name = None
     if not name and part.get_content_type() == "message/rfc822":
         name = "attached-message.eml"
-    name = re.sub(r"[\x00-\x1f\x7f/\\]+", "_", _decode_words(name or "")).strip(" .") or f"attachment-{index}"
+    return safe_filename(_decode_words(name or ""), f"attachment-{index}")
+
+
+# Control characters, path separators, and the invisible or reordering characters that make
+# "invoice\u202efdp.exe" look like a PDF.
+_UNSAFE_IN_FILENAMES = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\u200b-\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]+")
+
+
+def safe_filename(name: str, fallback: str = "attachment") -> str:
+    """Return a file name safe to store and to send back in a header: one line, no path, no hidden tricks."""
+    name = _UNSAFE_IN_FILENAMES.sub("_", without_surrogates(name or "")).strip(" ._") or fallback
     return name[-255:]
 
 
@@ -491,19 +505,35 @@ def html_to_text(markup: str) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
-def _keep_local_images(tag, attribute, value):
-    if tag == "img" and attribute == "src":
-        # Only our own stored inline images: remote ones would be tracking pixels.
-        return value if value.startswith("/email/attachments/") else None
-    return value
+_ABSOLUTE_URL = re.compile(r"^[a-z][a-z0-9+.-]*:", re.IGNORECASE)
 
 
-def sanitise_html(markup: str, inline_images: Optional[dict] = None) -> str:
-    """Return email HTML made safe to show in the console, inline images pointed at our copies."""
+def _only_own_files(own: frozenset):
+    """Return an nh3 attribute filter that lets a message point at its own stored files and nothing local else."""
+
+    def keep(tag, attribute, value):
+        if tag == "img" and attribute == "src":
+            # Only this message's stored images: remote ones would be tracking pixels, and any other
+            # path here (../, another message's file) makes a reader's browser request it as them.
+            return value if value.strip() in own else None
+        if tag == "a" and attribute == "href" and not _ABSOLUTE_URL.match(value.strip()):
+            return value if value.strip() in own else None  # relative and protocol-relative links go
+        return value
+
+    return keep
+
+
+def sanitise_html(markup: str, inline_images: Optional[dict] = None, own_files: Iterable[str] = ()) -> str:
+    """Return email HTML made safe to show in the console, inline images pointed at our copies.
+
+    `inline_images` maps the message's Content-IDs to the URLs of its stored files, `own_files`
+    lists the URLs of all its files: nothing else local may be referenced.
+    """
     for content_id, url in (inline_images or {}).items():
         markup = markup.replace(f"cid:{content_id}", url)
+    own = frozenset((inline_images or {}).values()) | frozenset(own_files)
     return nh3.clean(markup, tags=SAFE_HTML_TAGS, attributes=SAFE_HTML_ATTRIBUTES,
-                     attribute_filter=_keep_local_images, url_schemes={"http", "https", "mailto"},
+                     attribute_filter=_only_own_files(own), url_schemes={"http", "https", "mailto"},
                      link_rel="noopener noreferrer nofollow", strip_comments=True)
 
 
@@ -756,11 +786,12 @@ def receive_many(arrivals: list, *, source: str, commit: bool = True) -> list:
         if key in stored:
             to_process.append(_stored_row(stored[key], row))
     if len(stored) < len(unique):
-        stuck_since = now - STUCK_AFTER
         for existing in db.session.scalars(select(InboundEmail).where(
                 InboundEmail.dedupe_key.in_([k for k in unique if k not in stored]))):
-            if existing.status == "received" and existing.received_at < stuck_since:
-                to_process.append(existing)  # stored earlier but never processed (crash, outage)
+            if existing.status == "received":
+                # Stored earlier but not processed (a killed listener, a database outage): whoever sees
+                # it next processes it. If its first taker is still at work, process_many finds out.
+                to_process.append(existing)
             else:
                 earlier.append(existing)
     if commit:
@@ -802,10 +833,24 @@ def process_many(inbounds: list, commit: bool = True) -> list:
     """
     if not inbounds:
         return []
+    # Counting the attempt is the first write and the claim: on SQLite it takes the write lock before
+    # ids are reserved; on PostgreSQL a second taker of the same message waits here for the first to
+    # finish and then finds it processed. Only rows still unprocessed are taken.
+    claimed = set(db.session.scalars(
+        update(InboundEmail).where(InboundEmail.id.in_([inbound.id for inbound in inbounds]),
+                                   InboundEmail.status == "received")
+        .values(attempts=InboundEmail.attempts + 1).returning(InboundEmail.id)
+        .execution_options(synchronize_session=False)).all())
+    if len(claimed) < len(inbounds):
+        taken = [inbound for inbound in inbounds if inbound.id not in claimed]
+        for inbound in taken:
+            db.session.refresh(inbound)
+        done = {inbound.id: _result_for(inbound, "duplicate") for inbound in taken}
+        rest = process_many([inbound for inbound in inbounds if inbound.id in claimed], commit=commit) \
+            if claimed else []
+        results = iter(rest)
+        return [done[inbound.id] if inbound.id in done else next(results) for inbound in inbounds]
     ids = [inbound.id for inbound in inbounds]
-    # Counting the attempt is the first write: on SQLite it takes the write lock before ids are reserved.
-    db.session.execute(update(InboundEmail).where(InboundEmail.id.in_(ids))
-                       .values(attempts=InboundEmail.attempts + 1).execution_options(synchronize_session=False))
     for inbound in inbounds:
         set_committed_value(inbound, "attempts", (inbound.attempts or 0) + 1)
     try:
@@ -858,7 +903,31 @@ def reprocess(inbound: InboundEmail) -> IngestResult:
         raise Conflict(f"Message {inbound.id} is {inbound.status}; only quarantined messages are reprocessed")
     inbound.status = "received"
     inbound.reason = None
+    db.session.flush()  # the claim in process_many reads the status from the database
     return process(inbound)
+
+
+def sweep_unprocessed(older_than: timedelta = STUCK_AFTER, batch: int = 100) -> int:
+    """Process stored messages nobody finished (a killed listener, a database outage). Commits; returns how many."""
+    done, after = 0, 0
+    cutoff = utcnow() - older_than
+    while True:
+        ids = db.session.scalars(select(InboundEmail.id).where(
+            InboundEmail.status == "received", InboundEmail.received_at < cutoff, InboundEmail.id > after)
+            .order_by(InboundEmail.id).limit(batch)).all()
+        if not ids:
+            return done
+        rows = db.session.scalars(select(InboundEmail).where(InboundEmail.id.in_(ids))
+                                  .order_by(InboundEmail.id)).all()
+        done += sum(1 for result in process_many(rows, commit=True) if result.status != "duplicate")
+        db.session.expunge_all()
+        after = ids[-1]
+
+
+@periodic_job(crontab(minute="*"))
+def sweep_unprocessed_email() -> int:
+    """Periodic job: process inbound mail that was stored but never processed."""
+    return sweep_unprocessed()
 
 
 def _quarantine(inbound: InboundEmail, reason: str) -> IngestResult:
@@ -891,10 +960,41 @@ def _process_batch(inbounds: list) -> list:
         item.route = route_email(item.parsed, item.recipients)
     current_batch().expect(Case, sum(1 for item in new_enquiries if item.route.service is not None))
     token = _thread_index.set(index)
+    results = list(readable)
+    # Settled in the order they were written (Date, then Message-ID), so a batch that holds a
+    # reply and the mail it answers threads them directly, whatever order they came in.
+    order = sorted((i for i, item in enumerate(readable) if isinstance(item, _Readable)),
+                   key=lambda i: _written_key(readable[i].parsed, i))
     try:
-        return [_settle(item) if isinstance(item, _Readable) else item for item in readable]
+        for i in order:
+            results[i] = _settle(readable[i])
+        if index.out_of_order:
+            db.session.flush()
+            for conversation_id in sorted(index.out_of_order):
+                _renumber(conversation_id)
+        return results
     finally:
         _thread_index.reset(token)
+
+
+_NO_DATE = datetime.max.replace(tzinfo=None)
+
+
+def _written_key(parsed: ParsedEmail, position: int) -> tuple:
+    """Return the sort key of a message by when it was written (undated ones last, as they came)."""
+    date = _sent_at(parsed)
+    return (date.replace(tzinfo=None) if date else _NO_DATE, parsed.message_id or "", position)
+
+
+def _sent_at(parsed: ParsedEmail) -> Optional[datetime]:
+    """Return the Date of a message in UTC, unless it claims to be from the future."""
+    if parsed.date is None:
+        return None
+    try:
+        date = parsed.date.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
+    return date if date <= utcnow() + timedelta(days=1) else None
 
 
 def _read(inbound: InboundEmail):
@@ -940,7 +1040,17 @@ def _settle(item: _Readable) -> IngestResult:
                                 owners={"email": customers[parsed.from_address]})
     customers[parsed.from_address] = customer
     inbound.customer_id = customer.id
+    if reserved_mail_domain(parsed.from_address):
+        _mark_undeliverable(customer, parsed.from_address, "a special-use domain: no mail can reach it")
+    index = _thread_index.get()
+    unknown = [mid for mid in _thread_ids(parsed) if mid not in index.by_message_id]
     conversation, note = find_thread(parsed, customer, item.recipients)
+    if conversation is not None and conversation.channel == CHANNEL:
+        conversation = _join_threads(conversation, _threads_to_join(parsed, customer, conversation))
+    elif conversation is None:
+        waiting = _threads_to_join(parsed, customer, None)
+        if waiting:  # replies that came before this message: it becomes their thread's start
+            conversation = _join_threads(waiting[0], waiting[1:])
     if conversation is not None:
         case = conversation.case
         if case is not None and case.status in lifecycle.DONE_STATUSES:
@@ -952,10 +1062,57 @@ def _settle(item: _Readable) -> IngestResult:
     if conversation is not None:
         _append_inbound(inbound, parsed, conversation, customer)
         inbound.status = "threaded"
-        return _result_for(inbound, conversation=conversation)
-    conversation = _new_enquiry(inbound, parsed, customer, item.recipients, note, item.route)
-    inbound.status = "ingested"
+    else:
+        conversation = _new_enquiry(inbound, parsed, customer, item.recipients, note, item.route)
+        inbound.status = "ingested"
+    _after_append(inbound, parsed, conversation, unknown)
     return _result_for(inbound, conversation=conversation)
+
+
+def _after_append(inbound: InboundEmail, parsed: ParsedEmail, conversation: Conversation, unknown: list) -> None:
+    """Remember what this message refers to that has not arrived, and file automatic replies waiting for it."""
+    index = _thread_index.get()
+    domain = current_app.config["CRM_MAIL_DOMAIN"]
+    for mid in unknown:
+        if mid != parsed.message_id and not is_our_message_id(mid, domain):
+            stage(EmailThreadRef(referenced_id=mid, conversation_id=conversation.id), flush=False)
+            index.waiting.setdefault(mid, []).append((conversation, None))
+    _take_waiting(conversation, parsed.message_id)
+
+
+def _take_waiting(conversation: Conversation, message_id: Optional[str]) -> Conversation:
+    """Join the sender's threads waiting for a message just filed, and file automatic replies waiting for it."""
+    index = _thread_index.get()
+    if not message_id:
+        return conversation
+    index.load_waiting({message_id})  # read already, unless filed late (an automatic reply from an earlier batch)
+    refs = list(index.waiting.get(message_id, ()))
+    if not refs:
+        return conversation
+    customer = live_customer(conversation.customer)
+    others = []
+    for candidate, _ in refs:
+        candidate = _live_conversation(candidate)
+        if (candidate is not None and candidate is not conversation and candidate not in others
+                and candidate.channel == CHANNEL and _belongs(candidate, customer)):
+            others.append(candidate)
+    conversation = _join_threads(conversation, others)
+    for _, inbound_id in refs:
+        waiting = db.session.get(InboundEmail, inbound_id) if inbound_id else None
+        if waiting is not None and waiting.status == "auto_reply" and waiting.conversation_id is None \
+                and (not waiting.from_address or _belongs(conversation, waiting.from_address)):
+            late = parse_email(waiting.raw, max_attachment_bytes=current_app.config["EMAIL_MAX_ATTACHMENT_BYTES"])
+            _file_automatic(waiting, late, conversation, bounce=False)
+            conversation = _take_waiting(conversation, late.message_id)
+    return conversation
+
+
+def _mark_undeliverable(customer: Customer, address: str, reason: str) -> None:
+    """Mark one of the customer's email identities as one we cannot send to."""
+    for identity in live_customer(customer).identities:
+        if identity.kind == "email" and identity.value == address and not identity.undeliverable:
+            identity.undeliverable = True
+            identity.undeliverable_reason = reason[:500]
 
 
 class ThreadIndex:
@@ -972,14 +1129,16 @@ class ThreadIndex:
         self.by_message_id = {}  # Message-ID (ours and theirs) -> conversation
         self.cases = {}  # case reference -> case, or None
         self.case_conversations = {}  # case id -> its latest email conversation, or None
-    if reserved_mail_domain(parsed.from_address):
-        _mark_undeliverable(customer, parsed.from_address, "a special-use domain: no mail can reach it")
-    index = _thread_index.get()
-    unknown = [mid for mid in _thread_ids(parsed) if mid not in index.by_message_id]
         self.by_token = {}  # conversation token -> email conversation, or None
         self.recent_acks = {}  # address -> acknowledgements sent to it in the last hour
         self.threads = {}  # id of a conversation new in this batch -> [(Message-ID, direction)]
         self.locked = set()  # ids of stored conversations locked for this batch: it numbers their messages
+        # Message-ID not seen yet -> [(conversation, None) or (None, inbound id of an automatic reply)]
+        # that refer to it: joined to (or filed under) it when it arrives.
+        self.waiting = {}
+        self.waiting_loaded = set()  # Message-IDs whose stored waiting rows are in `waiting`
+        self.latest_sent = {}  # conversation id -> Date of its latest dated inbound message
+        self.out_of_order = set()  # conversations whose messages must be numbered again by date
 
     @classmethod
     def load(cls, items: list) -> "ThreadIndex":
@@ -1001,6 +1160,11 @@ class ThreadIndex:
                 .where(OutboundEmail.to_address.in_(addresses), OutboundEmail.kind == "ack",
                        OutboundEmail.created_at >= utcnow() - ACK_WINDOW)
                 .group_by(OutboundEmail.to_address)).all())
+        if any(item.parsed.message_id for item in items):
+            # Advisory locks per sender (PostgreSQL): two sessions taking a reply and the mail it
+            # answers at the same moment would each miss the other's uncommitted rows.
+            _lock_senders(addresses)
+            index.load_waiting({item.parsed.message_id for item in items if item.parsed.message_id})
         if message_ids:
             pairs = db.session.execute(select(Message.email_message_id, Message.conversation_id)
                                        .where(Message.email_message_id.in_(message_ids))).all()
@@ -1014,7 +1178,8 @@ class ThreadIndex:
             index.case_conversations = dict.fromkeys(case.id for case in cases)
             for conversation in db.session.scalars(
                     select(Conversation).options(joinedload(Conversation.customer))
-                    .where(Conversation.case_id.in_(index.case_conversations), Conversation.channel == CHANNEL)
+                    .where(Conversation.case_id.in_(index.case_conversations), Conversation.channel == CHANNEL,
+                           Conversation.merged_into_id.is_(None))
                     .order_by(Conversation.id)):
                 index.case_conversations[conversation.case_id] = conversation  # the latest wins
         if tokens:
@@ -1035,6 +1200,7 @@ class ThreadIndex:
         candidates = {c.id for c in self.by_message_id.values()}
         candidates |= {c.id for c in self.case_conversations.values() if c is not None}
         candidates |= {c.id for c in self.by_token.values() if c is not None}
+        candidates |= {c.id for refs in self.waiting.values() for c, _ in refs if c is not None}
         if candidates:
             rows = db.session.execute(select(Conversation.id, Conversation.last_seq)
                                       .where(Conversation.id.in_(candidates)).order_by(Conversation.id)
@@ -1042,6 +1208,25 @@ class ThreadIndex:
             for conversation_id, last_seq in rows:
                 set_committed_value(db.session.get(Conversation, conversation_id), "last_seq", last_seq)
             self.locked = {conversation_id for conversation_id, _ in rows}
+            self.latest_sent.update(db.session.execute(
+                select(Message.conversation_id, func.max(Message.sent_at))
+                .where(Message.conversation_id.in_(candidates), Message.sent_at.is_not(None),
+                       Message.direction == "inbound").group_by(Message.conversation_id)).all())
+
+    def load_waiting(self, message_ids: set) -> None:
+        """Read the stored threads and automatic replies that wait for these Message-IDs."""
+        message_ids = message_ids - self.waiting_loaded
+        if not message_ids:
+            return
+        self.waiting_loaded |= message_ids
+        refs = db.session.execute(select(EmailThreadRef.referenced_id, EmailThreadRef.conversation_id,
+                                         EmailThreadRef.inbound_id)
+                                  .where(EmailThreadRef.referenced_id.in_(message_ids))).all()
+        waiting = _conversations_by_id({r.conversation_id for r in refs if r.conversation_id})
+        for referenced_id, conversation_id, inbound_id in refs:
+            conversation = _live_conversation(waiting.get(conversation_id)) if conversation_id else None
+            if conversation is not None or inbound_id:
+                self.waiting.setdefault(referenced_id, []).append((conversation, inbound_id))
 
     def added_conversation(self, conversation: Conversation) -> None:
         self.by_token[conversation.token] = conversation
@@ -1058,10 +1243,170 @@ class ThreadIndex:
             self.by_message_id[message.email_message_id] = conversation
             if conversation.id in self.threads:
                 self.threads[conversation.id].append((message.email_message_id, message.direction))
+        if message.sent_at is not None and message.direction == "inbound":
+            latest = self.latest_sent.get(conversation.id)
+            if latest is not None and message.sent_at < latest:
+                self.out_of_order.add(conversation.id)  # numbered again when the batch ends
+            else:
+                self.latest_sent[conversation.id] = message.sent_at
+
+    def joined(self, winner: Conversation, losers: list) -> None:
+        """Point everything the batch knows about the joined conversations at the one that holds them now."""
+        gone = {c.id for c in losers}
+        for mapping in (self.by_message_id, self.by_token, self.case_conversations):
+            for key, conversation in mapping.items():
+                if conversation is not None and conversation.id in gone:
+                    mapping[key] = winner
+        for key, refs in self.waiting.items():
+            self.waiting[key] = [(winner if c is not None and c.id in gone else c, i) for c, i in refs]
+        for conversation_id in gone | {winner.id}:
+            self.threads.pop(conversation_id, None)  # flushed: thread_headers reads the database now
+        self.locked |= gone | {winner.id}
+        dates = [self.latest_sent.get(i) for i in gone | {winner.id}]
+        self.latest_sent[winner.id] = max((d for d in dates if d is not None), default=None)
+        self.out_of_order.add(winner.id)
 
 
 _thread_index: ContextVar[Optional[ThreadIndex]] = ContextVar("email_thread_index", default=None)
 ACK_WINDOW = timedelta(hours=1)
+
+
+def _lock_senders(addresses: set) -> None:
+    """Serialise the threading of each sender's mail across sessions (PostgreSQL; SQLite has one writer)."""
+    if not addresses or db.session.get_bind().dialect.name != "postgresql":
+        return
+    keys = sorted({int.from_bytes(hashlib.sha256(a.encode()).digest()[:8], "big", signed=True) for a in addresses})
+    db.session.execute(select(func.count()).select_from(
+        select(func.pg_advisory_xact_lock(func.unnest(keys))).subquery()))
+
+
+def _live_conversation(conversation: Optional[Conversation]) -> Optional[Conversation]:
+    """Follow merged_into links to the conversation that holds a joined thread now."""
+    seen = set()
+    while conversation is not None and conversation.merged_into_id and conversation.id not in seen:
+        seen.add(conversation.id)
+        conversation = db.session.get(Conversation, conversation.merged_into_id)
+    return conversation
+
+
+def _threads_to_join(parsed: ParsedEmail, customer: Customer, conversation: Optional[Conversation]) -> list:
+    """Return the sender's other email threads this message links: ones it refers to, ones waiting for it."""
+    index = _thread_index.get()
+    found = [index.by_message_id[mid] for mid in _thread_ids(parsed) if mid in index.by_message_id]
+    if parsed.message_id:
+        found += [c for c, _ in index.waiting.get(parsed.message_id, ()) if c is not None]
+    related = []
+    for candidate in found:
+        candidate = _live_conversation(candidate)
+        if (candidate is None or candidate is conversation or candidate in related
+                or candidate.channel != CHANNEL or not _belongs(candidate, customer)):
+            continue  # the sender must match the thread's customer, as for mail in order
+        related.append(candidate)
+    return related
+
+
+def _sort_key(sent_at, created_at, direction, message_id, row_id) -> tuple:
+    # Mail written in the same second stays in the order it came (Date has no finer grain).
+    return (sent_at or created_at, row_id)
+
+
+def _join_threads(conversation: Conversation, others: list) -> Conversation:
+    """Join email threads that turned out to be one; return the one that holds them all.
+
+    The thread whose first message was written earliest keeps its row; the others' messages,
+    contacts and sends move to it (numbered again by date when the batch ends), their cases are
+    merged into its case through the cases service (both histories kept, audited), and each
+    joined conversation points at it, so its reply token still leads to the thread.
+    """
+    if not others:
+        return conversation
+    db.session.flush()
+    everyone = [conversation] + others
+    ids = sorted(c.id for c in everyone)
+    db.session.execute(select(Conversation.id).where(Conversation.id.in_(ids)).order_by(Conversation.id)
+                       .with_for_update()).all()
+    starts = {}
+    for row in db.session.execute(select(Message.conversation_id, Message.sent_at, Message.created_at,
+                                         Message.direction, Message.email_message_id, Message.id)
+                                  .where(Message.conversation_id.in_(ids))):
+        key = _sort_key(*row[1:])
+        starts[row[0]] = min(starts.get(row[0], key), key)
+    winner = min(everyone, key=lambda c: (c.id not in starts, starts.get(c.id, ()), c.id))
+    losers = [c for c in everyone if c is not winner]
+    loser_ids = [c.id for c in losers]
+    # seq = -id is unique: the moved messages cannot collide before they are numbered again.
+    db.session.execute(update(Message).where(Message.conversation_id.in_(loser_ids))
+                       .values(conversation_id=winner.id, seq=-Message.id)
+                       .execution_options(synchronize_session=False))
+    for model in (Contact, InboundEmail, OutboundEmail, EmailThreadRef):
+        db.session.execute(update(model).where(model.conversation_id.in_(loser_ids))
+                           .values(conversation_id=winner.id).execution_options(synchronize_session=False))
+    target = _live_case(winner.case)
+    for loser in losers:
+        case = _live_case(loser.case)
+        if case is None or (target is not None and case.id == target.id):
+            continue
+        if target is None:
+            target = case
+            continue
+        source, into = (target, case) if target.status == "closed" and case.status != "closed" else (case, target)
+        if into.status != "closed":
+            merge_cases(source, into, None, reason="An email thread found to be one with this case's thread")
+            target = into
+    now = utcnow()
+    for loser in losers:
+        loser.merged_into_id = winner.id
+        loser.status = "closed"
+        loser.closed_at = loser.closed_at or now
+        if winner.assignee_id is None and loser.assignee_id is not None:
+            winner.assignee_id = loser.assignee_id
+    if target is not None:
+        winner.case = target
+        for loser in losers:
+            loser.case = target
+    if winner.status in ("resolved", "closed") and any(c.status not in ("resolved", "closed") for c in losers):
+        winner.status, winner.closed_at = ("assigned" if winner.assignee_id else "open"), None
+    audit(None, "conversation.join", "conversation", winner.id, joined=loser_ids,
+          case=target.reference if target is not None else None)
+    db.session.flush()
+    for loser in losers:
+        db.session.expire(loser)
+    db.session.expire(winner)
+    _thread_index.get().joined(winner, losers)
+    return winner
+
+
+def _live_case(case: Optional[Case]) -> Optional[Case]:
+    seen = set()
+    while case is not None and case.merged_into_id and case.id not in seen:
+        seen.add(case.id)
+        case = db.session.get(Case, case.merged_into_id)
+    return case
+
+
+def _renumber(conversation_id: int) -> None:
+    """Number a conversation's messages again in the order they were written."""
+    rows = db.session.execute(select(Message.id, Message.sent_at, Message.created_at, Message.direction,
+                                     Message.email_message_id)
+                              .where(Message.conversation_id == conversation_id)).all()
+    rows.sort(key=lambda r: _sort_key(r.sent_at, r.created_at, r.direction, r.email_message_id, r.id))
+    table = Message.__table__
+    db.session.execute(update(table).where(table.c.conversation_id == conversation_id).values(seq=-table.c.id))
+    db.session.execute(update(table).where(table.c.id == bindparam("row_id")).values(seq=bindparam("new_seq")),
+                       [{"row_id": r.id, "new_seq": n} for n, r in enumerate(rows, start=1)])
+    first = db.session.scalar(select(InboundEmail.subject).where(InboundEmail.stored_message_id == rows[0].id)) \
+        if rows else None
+    values = {"last_seq": len(rows)}
+    if first:
+        values["subject"] = first  # the thread is named after the mail that started it
+    db.session.execute(update(Conversation).where(Conversation.id == conversation_id).values(**values)
+                       .execution_options(synchronize_session=False))
+    conversation = db.session.get(Conversation, conversation_id)
+    if conversation is not None:
+        db.session.expire(conversation, ["last_seq", "subject", "messages"])
+    for obj in list(db.session.identity_map.values()):
+        if isinstance(obj, Message) and obj.__dict__.get("conversation_id") == conversation_id:
+            db.session.expire(obj, ["seq"])
 
 
 def _conversations_by_id(ids: set) -> dict:
@@ -1102,18 +1447,32 @@ def _handle_automatic(inbound: InboundEmail, parsed: ParsedEmail, signal: AutoSi
                              "returns": report.our_message_ids, "diagnostic": report.diagnostic}
         conversation = _apply_bounce(report)
     else:
-        conversation = _conversation_by_headers(parsed)
+        conversation = _live_conversation(_conversation_by_headers(parsed))
         if conversation is not None and parsed.from_address and not _belongs(conversation, parsed.from_address):
             conversation = None
+        if conversation is None:
+            # Filed under its thread if the mail it answers arrives later (mail is not always in order).
+            index = _thread_index.get()
+            for mid in _thread_ids(parsed):
+                if mid not in index.by_message_id and not is_our_message_id(mid, domain):
+                    stage(EmailThreadRef(referenced_id=mid, inbound_id=inbound.id), flush=False)
+                    index.waiting.setdefault(mid, []).append((None, inbound.id))
     inbound.details = details
     if conversation is not None:
-        label = "Delivery failure" if signal.bounce else "Automatic reply"
-        body = f"{label} received: {parsed.subject or '(no subject)'}\n\n{trim_reply(parsed.text)[:4000]}"
-        append_message(conversation, "system", body, direction="inbound", internal=True,
-                       email_message_id=parsed.message_id)
-        inbound.conversation_id = conversation.id
-        inbound.customer_id = conversation.customer_id
+        _file_automatic(inbound, parsed, conversation, signal.bounce)
+        if not signal.bounce:
+            conversation = _take_waiting(conversation, parsed.message_id)
     return _result_for(inbound, conversation=conversation)
+
+
+def _file_automatic(inbound: InboundEmail, parsed: ParsedEmail, conversation: Conversation, bounce: bool) -> None:
+    """Keep an automatic message in its conversation as an internal entry."""
+    label = "Delivery failure" if bounce else "Automatic reply"
+    body = f"{label} received: {parsed.subject or '(no subject)'}\n\n{trim_reply(parsed.text)[:4000]}"
+    append_message(conversation, "system", body, direction="inbound", internal=True,
+                   email_message_id=parsed.message_id, sent_at=_sent_at(parsed))
+    inbound.conversation_id = conversation.id
+    inbound.customer_id = conversation.customer_id
 
 
 def _apply_bounce(report: BounceReport) -> Optional[Conversation]:
@@ -1170,19 +1529,24 @@ def find_thread(parsed: ParsedEmail, customer: Customer, recipients: Iterable[st
         note = "Replied to a thread of another customer; started a new conversation"
     index = _thread_index.get()  # every reference and token of the batch was looked up in it
     for reference in CASE_REF_RE.findall(parsed.subject):
-        case = index.cases[f"CAS-{reference}".upper()]
+        case = _live_case(index.cases[f"CAS-{reference}".upper()])
         if case is None:
             continue
         if live_customer(case.customer).id != customer.id:
             note = note or f"Quoted case CAS-{reference} of another customer; started a new conversation"
             continue
+        if case.id not in index.case_conversations:  # the quoted case was merged into this one
+            index.case_conversations[case.id] = db.session.scalar(
+                select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL,
+                                           Conversation.merged_into_id.is_(None))
+                .order_by(Conversation.id.desc()).limit(1))
         conversation = index.case_conversations[case.id]  # its latest email conversation
         if conversation is None:
             conversation = new_conversation(customer, parsed.subject, case=case, status="open",
                                             queue=_email_queue_for(case.service))
         return conversation, None
     for token in _tokens(parsed, recipients):
-        conversation = index.by_token[token]
+        conversation = _live_conversation(index.by_token[token])
         if conversation is None:
             continue
         if _belongs(conversation, customer):
@@ -1207,7 +1571,8 @@ def new_conversation(customer: Customer, subject: str, *, case=None, status="ope
 
 def append_message(conversation: Conversation, author: str, body: str, *, direction: str,
                    html: Optional[str] = None, author_user=None, internal: bool = False,
-                   email_message_id: Optional[str] = None, delivery_status: Optional[str] = None) -> Message:
+                   email_message_id: Optional[str] = None, delivery_status: Optional[str] = None,
+                   sent_at: Optional[datetime] = None) -> Message:
     """Add a message with the conversation's next seq; staged (flushed at once outside a batch)."""
     now = utcnow()
     index = _thread_index.get()
@@ -1224,7 +1589,7 @@ def append_message(conversation: Conversation, author: str, body: str, *, direct
     message = Message(conversation_id=conversation.id, seq=seq, author=author, direction=direction,
                       author_user_id=getattr(author_user, "id", None), body=body or "", html=html,
                       internal=internal, email_message_id=email_message_id,
-                      delivery_status=delivery_status, created_at=now)
+                      delivery_status=delivery_status, created_at=now, sent_at=sent_at)
     stage(message)
     if index is not None:
         index.added_message(conversation, message)
@@ -1238,17 +1603,18 @@ def _store_inbound_message(inbound: InboundEmail, parsed: ParsedEmail, conversat
     if not body.strip() and parsed.attachments:
         body = "(attachments only)"
     message = append_message(conversation, "resident", body, direction="inbound",
-                             email_message_id=parsed.message_id)
-    inline_images = {}
+                             email_message_id=parsed.message_id, sent_at=_sent_at(parsed))
+    inline_images, own_files = {}, []
     for item in parsed.attachments:
         attachment = Attachment(message_id=message.id, filename=item.filename, content_type=item.content_type,
                                 size=len(item.data), sha256=hashlib.sha256(item.data).hexdigest(),
                                 inline=item.inline, content_id=item.content_id, data=item.data)
         stage(attachment)
+        own_files.append(ATTACHMENT_URL.format(id=attachment.id))
         if item.content_id:
-            inline_images[item.content_id] = ATTACHMENT_URL.format(id=attachment.id)
+            inline_images[item.content_id] = own_files[-1]
     if parsed.html:
-        message.html = sanitise_html(parsed.html[:MAX_BODY_CHARS * 5], inline_images)
+        message.html = sanitise_html(parsed.html[:MAX_BODY_CHARS * 5], inline_images, own_files)
     inbound.conversation_id = conversation.id
     inbound.stored_message_id = message.id
     return message
@@ -1426,12 +1792,13 @@ def subject_for(conversation: Conversation, subject: Optional[str] = None) -> st
 
 
 def queue_email(conversation: Conversation, *, kind: str, to_address: str, subject: str, body: str,
-                author: str = "agent", author_user=None, to_name: Optional[str] = None) -> Message:
+                author: str = "agent", author_user=None, to_name: Optional[str] = None,
+                sent_at: Optional[datetime] = None) -> Message:
     """Store an outbound message in the conversation and queue its sending (after commit)."""
     in_reply_to, references = thread_headers(conversation)
     mid = new_message_id()
     message = append_message(conversation, author, body, direction="outbound", author_user=author_user,
-                             email_message_id=mid, delivery_status="queued")
+                             email_message_id=mid, delivery_status="queued", sent_at=sent_at)
     send = OutboundEmail(stored_message_id=message.id, conversation_id=conversation.id, kind=kind,
                          to_address=to_address, to_name=_clean_line(to_name or "", 200) or None,
                          subject=subject[:300], message_id_header=mid, in_reply_to=in_reply_to,
@@ -1465,8 +1832,13 @@ def acknowledge(conversation, customer, address, parsed, case) -> Optional[Messa
              "so that your messages stay together.", "",
              "This is an automatic acknowledgement; a member of our team will reply.", "",
              config["EMAIL_FROM_NAME"]]
+    service_id = case.service_id if case else (conversation.queue.service_id if conversation.queue else None)
+    notices = notice_text(service_id, live_customer(customer))
+    if notices:
+        lines[-2:-2] = [notices, ""]  # a known problem is said before the sign-off
     return queue_email(conversation, kind="ack", to_address=address, to_name=customer.name,
-                       subject=subject_for(conversation), body="\n".join(lines), author="system")
+                       subject=subject_for(conversation), body="\n".join(lines), author="system",
+                       sent_at=_sent_at(parsed))  # kept next to the enquiry it answers
 
 
 def send_to_customer(customer: Customer, subject: str, body: str, *, case=None,
@@ -1483,7 +1855,8 @@ def send_to_customer(customer: Customer, subject: str, body: str, *, case=None,
         return None
     if conversation is None and case is not None:
         conversation = db.session.scalar(
-            select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL)
+            select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == CHANNEL,
+                                       Conversation.merged_into_id.is_(None))
             .order_by(Conversation.id.desc()).limit(1))
     if conversation is None:
         conversation = new_conversation(customer, subject, case=case, status="resolved",
@@ -1529,6 +1902,10 @@ def reply_to_conversation(conversation: Conversation, agent, body: str, *, inter
                        {"customer": ["no deliverable email address"]}, code="undeliverable")
     message = queue_email(conversation, kind="reply", to_address=address, to_name=customer.name,
                           subject=subject_for(conversation), body=body, author="agent", author_user=agent)
+    for filename, content_type, data in attachments:
+        db.session.add(Attachment(message_id=message.id, filename=_clean_line(filename, 200) or "attachment",
+                                  content_type=content_type[:100], size=len(data),
+                                  sha256=hashlib.sha256(data).hexdigest(), data=data))
     if conversation.assignee_id is None:
         conversation.assignee_id = agent.id
     conversation.status = "waiting_customer"
@@ -1588,6 +1965,11 @@ def build_mime(send: OutboundEmail) -> EmailMessage:
     body = send.stored_message.body
     mime.set_content(body)
     mime.add_alternative(html_from_text(body), subtype="html")
+    for item in send.stored_message.attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        if not (maintype and subtype) or maintype in ("multipart", "message"):
+            maintype, subtype = "application", "octet-stream"
+        mime.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
     return mime
 
 
@@ -1662,9 +2044,12 @@ def retry_send(send: OutboundEmail) -> None:
 def requeue_stalled(older_than_minutes: int = 10) -> int:
     """Queue again the sends whose job was lost (queue down at commit, worker killed mid-send). Commits."""
     cutoff = utcnow() - timedelta(minutes=older_than_minutes)
+    # Every state is read from the database alone: a queued send whose job never ran, a send whose
+    # worker died mid-send, and a send waiting to retry whose delayed job the queue lost (the longest
+    # back-off is well under the cut-off).
     stalled = db.session.scalars(select(OutboundEmail).where(
-        ((OutboundEmail.status == "queued") & (OutboundEmail.created_at < cutoff) & (OutboundEmail.attempts == 0))
-        | ((OutboundEmail.status == "sending") & (OutboundEmail.claimed_at < cutoff)))).all()
+        ((OutboundEmail.status == "queued") & (OutboundEmail.created_at < cutoff))
+        | ((OutboundEmail.status.in_(("sending", "retrying"))) & (OutboundEmail.claimed_at < cutoff)))).all()
     for send in stalled:
         send.status = "retrying" if send.status == "sending" else send.status
         send_after_commit(outbound_email_queued, outbound_id=send.id)
@@ -1701,16 +2086,3 @@ def _enqueue_delivery(sender, outbound_id, **payload):
             deliver_email(outbound_id)
     except Exception:  # noqa: BLE001 - the row is committed; requeue_stalled picks it up later
         log.exception("could not queue outbound email %s; it will be queued again", outbound_id)
-    service_id = case.service_id if case else (conversation.queue.service_id if conversation.queue else None)
-    notices = notice_text(service_id, live_customer(customer))
-    if notices:
-        lines[-2:-2] = [notices, ""]  # a known problem is said before the sign-off
-    for filename, content_type, data in attachments:
-        db.session.add(Attachment(message_id=message.id, filename=_clean_line(filename, 200) or "attachment",
-                                  content_type=content_type[:100], size=len(data),
-                                  sha256=hashlib.sha256(data).hexdigest(), data=data))
-    for item in send.stored_message.attachments:
-        maintype, _, subtype = item.content_type.partition("/")
-        if not (maintype and subtype) or maintype in ("multipart", "message"):
-            maintype, subtype = "application", "octet-stream"
-        mime.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)

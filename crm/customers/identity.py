@@ -18,13 +18,33 @@ _POSTCODE_RE = re.compile(r"^([A-Z]{1,2}[0-9][A-Z0-9]?)([0-9][A-Z]{2})$")
 _WORD_RE = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*", re.UNICODE)
 
 
+# Special-use names (RFC 2606, 6761, 6762, 7686): an address there is well formed but no mail can
+# reach it. (.example is reserved too, but the demo and tests live there and a test relay takes it.)
+RESERVED_MAIL_TLDS = frozenset({"invalid", "test", "localhost", "local", "onion", "arpa"})
+
+
+def reserved_mail_domain(address: str) -> bool:
+    """Say whether an address is at a special-use domain that can never receive mail."""
+    domain = (address or "").rpartition("@")[2].rstrip(".").lower()
+    return "." in domain and domain.rsplit(".", 1)[1] in RESERVED_MAIL_TLDS
+
+
 @lru_cache(maxsize=4096)  # a sender's address is checked on parse and again on resolution
 def normalise_email(raw: str) -> str:
     """Return the email lower-cased and checked (syntax only; no DNS lookup)."""
+    value = (raw or "").strip()
     try:
-        result = validate_email((raw or "").strip(), check_deliverability=False)
+        result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValidationFailed("Enter a valid email address", {"email": [str(exc)]}) from None
+        if not reserved_mail_domain(value):
+            raise ValidationFailed("Enter a valid email address", {"email": [str(exc)]}) from None
+        # The checker refuses special-use names outright: check the rest of the address under a stand-in.
+        tld = value.rstrip(".").rsplit(".", 1)[1]
+        try:
+            result = validate_email(value.rstrip(".")[: -len(tld)] + "example", check_deliverability=False)
+        except EmailNotValidError as inner:
+            raise ValidationFailed("Enter a valid email address", {"email": [str(inner)]}) from None
+        return result.normalized.lower()[: -len("example")] + tld.lower()
     return result.normalized.lower()
 
 

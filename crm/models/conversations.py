@@ -35,6 +35,8 @@ class Conversation(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
     last_message_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
     closed_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
+    # An email thread found to be part of another (its parent arrived late) points at it.
+    merged_into_id: Mapped[Optional[int]] = mapped_column(ForeignKey("conversations.id"))
 
     customer = relationship("Customer")
     queue = relationship("Queue")
@@ -65,6 +67,8 @@ class Message(db.Model):
     delivery_status: Mapped[Optional[str]] = mapped_column(String(20))
     delivery_error: Mapped[Optional[str]] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the author sent it (an email's Date): a thread is in this order, whatever the arrival order.
+    sent_at: Mapped[Optional[datetime]] = mapped_column(UTCDateTime)
 
     conversation = relationship("Conversation", back_populates="messages")
     author_user = relationship("User")

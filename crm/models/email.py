@@ -83,3 +83,22 @@ class OutboundEmail(db.Model):
     # Acknowledgements are rate-limited per sender: count recent ones by address and kind.
     __table_args__ = (Index("ix_outbound_emails_to_kind_created", "to_address", "kind", "created_at"),)
 
+
+class EmailThreadRef(db.Model):
+    """A Message-ID a stored message refers to that was not known when it arrived.
+
+    When that message turns up later, the conversations waiting for it are joined to it (and an
+    automatic reply waiting for it is filed under it), so threads come out the same in any order.
+    """
+
+    __tablename__ = "email_thread_refs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    referenced_id: Mapped[str] = mapped_column(String(500), index=True)
+    conversation_id: Mapped[Optional[int]] = mapped_column(ForeignKey("conversations.id"), index=True)
+    # An automatic reply not yet filed anywhere: filed when the message it answers arrives.
+    inbound_id: Mapped[Optional[int]] = mapped_column(ForeignKey("inbound_emails.id"), index=True)
+
+    # Declared so that a flush writes the conversation (and message) before the rows that point at them.
+    conversation = relationship("Conversation")
+    inbound = relationship("InboundEmail")
