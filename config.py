@@ -67,7 +67,11 @@ class Config:
         os.environ.get("EMAIL_ACCEPTED_ADDRESSES") or "").split(",") if a.strip()]
     EMAIL_MAX_BYTES = int(os.environ.get("EMAIL_MAX_BYTES") or 25 * 1024 * 1024)
     EMAIL_MAX_ATTACHMENT_BYTES = int(os.environ.get("EMAIL_MAX_ATTACHMENT_BYTES") or 10 * 1024 * 1024)
+    # The council's name, the same on every resident page (header, titles, footer) and in the chat page.
+    COUNCIL_NAME = os.environ.get("COUNCIL_NAME") or "Cumbria Council"
     EMAIL_FROM_NAME = os.environ.get("EMAIL_FROM_NAME") or "Council Contact Centre"
+    # Working hours within which an email to the council should be answered (the inbox's "reply due").
+    EMAIL_REPLY_TARGET_HOURS = float(os.environ.get("EMAIL_REPLY_TARGET_HOURS") or 16)
     EMAIL_REPLY_ADDRESSES = _bool("EMAIL_REPLY_ADDRESSES", True)  # Reply-To: reply+TOKEN@CRM_MAIL_DOMAIN
     EMAIL_ACK_ENABLED = _bool("EMAIL_ACK_ENABLED", True)
     EMAIL_ACK_PER_SENDER_PER_HOUR = int(os.environ.get("EMAIL_ACK_PER_SENDER_PER_HOUR") or 3)
@@ -108,6 +112,10 @@ class Config:
     # Resident pages: form posts allowed per client address (Flask-Limiter syntax).
     PORTAL_SUBMIT_LIMIT = os.environ.get("PORTAL_SUBMIT_LIMIT") or "10 per minute;100 per hour"
     PORTAL_STEP_LIMIT = os.environ.get("PORTAL_STEP_LIMIT") or "60 per minute"
+    # Mail a resident's action sends (confirmations, sign-in links, transcripts, reopen notices),
+    # counted per recipient address and per requesting client address (crm.security).
+    RESIDENT_MAIL_PER_RECIPIENT = os.environ.get("RESIDENT_MAIL_PER_RECIPIENT") or "5 per hour;20 per day"
+    RESIDENT_MAIL_PER_REQUESTER = os.environ.get("RESIDENT_MAIL_PER_REQUESTER") or "20 per hour;100 per day"
     # How long after a merge of two customer records staff may undo it (crm.customers.merge).
     CUSTOMER_UNMERGE_DAYS = int(os.environ.get("CUSTOMER_UNMERGE_DAYS") or 30)
 

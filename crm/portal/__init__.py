@@ -65,6 +65,7 @@ def register(app, api):
     from .accounts import current_resident
 
     app.jinja_env.globals["current_resident"] = current_resident
+    app.context_processor(lambda: {"council_name": app.config.get("COUNCIL_NAME") or "Council"})
     app.jinja_env.filters["council_time"] = council_time
     app.register_blueprint(bp)
     app.register_blueprint(staff_bp)

@@ -1,4 +1,6 @@
 """Public web forms: /forms/ lists them; /forms/<slug> serves each, on one page or a question a page."""
+from datetime import datetime
+
 from flask import abort, current_app, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
@@ -111,8 +113,21 @@ def _finish(submission: Submission):
     forget(definition)
     db.session.commit()
     emailed = send_confirmation(definition, case, case.customer)
-    session["submitted"] = {"form": definition.slug, "reference": case.reference, "emailed": emailed}
+    session["submitted"] = {"form": definition.slug, "reference": case.reference, "emailed": emailed,
+                            "respond_by": _iso(case.first_response_due_at), "resolve_by": _iso(case.sla_due_at)}
     return redirect(url_for(".form_confirmation", slug=definition.slug), 303)
+
+
+def _iso(value):
+    return value.isoformat() if value else None
+
+
+def _instant(raw):
+    """Read back an ISO 8601 time kept in the session (None when missing or garbled)."""
+    try:
+        return datetime.fromisoformat(raw) if raw else None
+    except (TypeError, ValueError):
+        return None
 
 
 @bp.get("/forms/<slug>/confirmation")
@@ -123,7 +138,8 @@ def form_confirmation(slug):
     if done.get("form") != definition.slug:
         return redirect(url_for(".form_page", slug=definition.slug))
     return render_template("portal/confirmation.html", definition=definition, reference=done["reference"],
-                           emailed=done.get("emailed"))
+                           emailed=done.get("emailed"), respond_by=_instant(done.get("respond_by")),
+                           resolve_by=_instant(done.get("resolve_by")))
 
 
 # --- a question a page ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from crm.cases.service import change_status, post_public_update
 from crm.extensions import db
+from crm.portal import council_time
 from crm.models import Attachment, Case
 from tests import factories
 from tests.portal.conftest import jpeg_with_gps
@@ -219,3 +220,44 @@ def test_a_long_form_works_with_javascript_switched_off(live_server, chromium, l
     db.session.expire_all()
     case = db.session.scalar(select(Case).where(Case.reference == reference))
     assert "Flickering" in case.description and case.customer.primary_phone == "+447700900123"
+
+
+def test_one_council_name_everywhere_and_the_confirmation_says_when_to_expect_an_answer(
+        app, live_server, page, pothole_form):
+    app.config["COUNCIL_NAME"] = "Eden District Council"
+    checked = []
+    page.goto(f"{live_server}/forms/")
+    names = {page.locator(".council-header__name").inner_text()}
+    assert page.title().endswith("– Eden District Council")
+    page.get_by_role("link", name="Report a pothole").click()
+    page.get_by_label("Where is the pothole?").fill("Outside 12 Main Street")
+    page.get_by_label("Larger than a dinner plate").check()
+    page.get_by_label("Full name").fill("Jane Resident")
+    page.get_by_label("Email address").fill("jane@example.org")
+    page.get_by_role("button", name="Send").click()
+    page.wait_for_url(re.compile(r".*/forms/report-a-pothole/confirmation$"))
+    names.add(page.locator(".council-header__name").inner_text())
+    reference = page.locator("#case-reference").inner_text()
+
+    # When to expect an answer comes from the case's own targets, with the weekday and year.
+    db.session.expire_all()
+    case = db.session.scalar(select(Case).where(Case.reference == reference))
+    expected = page.locator("#expected").inner_text()
+    assert council_time(case.first_response_due_at, "%A %-d %B %Y") in expected
+    assert council_time(case.sla_due_at, "%A %-d %B %Y") in expected
+    assert_accessible(page, checked)
+
+    # /track takes the reference the way people type it.
+    page.goto(f"{live_server}/track")
+    names.add(page.locator(".council-header__name").inner_text())
+    page.get_by_label("Reference").fill(f"  {reference.lower().replace('-', ' ').replace(' 0000', ' ')}  ")
+    page.get_by_label("Email address or phone number").fill("jane@example.org")
+    page.get_by_role("button", name="Find my report").click()
+    page.wait_for_url(f"{live_server}/track/{reference}")
+    names.add(page.locator(".council-header__name").inner_text())
+    assert page.title().endswith("– Eden District Council")
+
+    for path in ("/chat", "/no-such-page"):
+        page.goto(f"{live_server}{path}")
+        names.add(page.locator(".council-header__name").first.inner_text())
+    assert names == {"Eden District Council"}

@@ -1,10 +1,12 @@
 """/track: a case's public progress for its reference plus the email or phone on it; reopen; guessing throttled."""
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from sqlalchemy import select
 
 from crm.cases.service import add_event, change_status, post_public_update
 from crm.models import Case, CaseEvent, Contact, utcnow
+from crm.portal.track import clean_reference
 from tests import factories
 from tests.conftest import csrf_from
 
@@ -148,3 +150,13 @@ def test_a_report_joined_to_someone_elses_follows_its_status_without_showing_it(
     assert "Joined with another report" in page and "In progress" in page and "Expected by" in page
     assert lead.reference not in page and "First Reporter" not in page and "Private detail" not in page
     assert "This is not fixed" not in page
+
+
+@pytest.mark.parametrize("typed", ["CAS-000173", "CAS000173", "cas 173", "CAS-173", " cas-173 ", "Cas 0173",
+                                   "cas.173", "CAS - 000173"])
+def test_a_reference_is_read_the_way_residents_type_it(typed):
+    assert clean_reference(typed) == "CAS-000173"
+
+
+def test_other_text_is_not_mistaken_for_a_reference():
+    assert clean_reference("CAS-12X") == "CAS-12X" and clean_reference("") == ""
