@@ -19,7 +19,15 @@
     remove: function (k) { try { localStorage.removeItem(k); } catch (e) { delete memory[k]; } }
   };
   function load() { try { return JSON.parse(storage.get(KEY)) || null; } catch (e) { return null; } }
-  function save() { storage.set(KEY, JSON.stringify(chat)); }
+  function save() {
+    storage.set(KEY, JSON.stringify(chat));
+    // A framed page may be refused storage of its own (third-party storage blocked): the widget's
+    // page keeps the chat for it, in that tab only, and hands it back after a reload.
+    if (window.parent !== window && chat) {
+      window.parent.postMessage({ source: "crm-webchat", save: { token: chat.token, conversation_id: chat.conversation_id,
+                                                                  email: chat.email || "" } }, "*");
+    }
+  }
 
   var visitorId = storage.get(VISITOR_KEY) || uuid();
   storage.set(VISITOR_KEY, visitorId);
@@ -350,4 +358,15 @@
   $("new-chat").addEventListener("click", function () { tellHost("idle"); storage.remove(KEY); location.reload(); });
 
   if (chat) { openChat(); }
+  else if (framed) {
+    window.addEventListener("message", function (ev) {
+      if (ev.source !== window.parent || !ev.data || ev.data.source !== "crm-webchat-host" || !ev.data.chat || chat) return;
+      chat = { token: ev.data.chat.token, conversation_id: ev.data.chat.conversation_id, email: ev.data.chat.email,
+               watermark: 0, pending: [] };
+      storage.set(KEY, JSON.stringify(chat));
+      openChat();
+      resume();
+    });
+    tellHost("ready");
+  }
 })();

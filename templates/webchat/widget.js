@@ -9,10 +9,15 @@
   var CHAT_URL = {{ chat_url | tojson }};
   var CHAT_ORIGIN = new URL(CHAT_URL).origin;
   var STATE_KEY = "council-webchat-state";  // this tab only: "active" while a chat is under way
+  var CHAT_KEY = "council-webchat-chat";    // this tab only: the chat's handle, for a frame refused storage
   function remembered() { try { return sessionStorage.getItem(STATE_KEY); } catch (e) { return null; } }
   function remember(state) {
     try { if (state) sessionStorage.setItem(STATE_KEY, state); else sessionStorage.removeItem(STATE_KEY); } catch (e) {}
   }
+  function keep(key, value) {
+    try { if (value) sessionStorage.setItem(key, value); else sessionStorage.removeItem(key); } catch (e) {}
+  }
+  function kept(key) { try { return sessionStorage.getItem(key); } catch (e) { return null; } }
   function build() {
     var button = document.createElement("button");
     button.type = "button";
@@ -58,6 +63,13 @@
     window.addEventListener("message", function (ev) {
       if (ev.origin !== CHAT_ORIGIN || !ev.data || ev.data.source !== "crm-webchat") return;
       if (ev.data.state === "hide") { show(false); button.focus(); return; }
+      if (ev.data.save) { keep(CHAT_KEY, JSON.stringify(ev.data.save)); return; }
+      if (ev.data.state === "ready") {
+        var saved = kept(CHAT_KEY);
+        if (saved && frame) frame.contentWindow.postMessage({ source: "crm-webchat-host", chat: JSON.parse(saved) }, CHAT_ORIGIN);
+        return;
+      }
+      if (ev.data.state === "idle") keep(CHAT_KEY, null);
       active = ev.data.state === "active";
       remember(active ? "active" : null);
       button.textContent = label();

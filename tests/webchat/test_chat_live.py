@@ -127,6 +127,26 @@ def test_transfer_to_another_agent_carries_the_note_but_never_to_the_resident(se
     assert fresh(Conversation, started["conversation_id"]).assignee_id == second.id
 
 
+def test_handle_time_of_a_transferred_chat_runs_from_the_first_agent(server, clients, make_user, api_token):
+    first, token1 = agent_with_token(make_user, api_token, name="First Holder")
+    second, token2 = agent_with_token(make_user, api_token, capacity=0, name="Second Holder")
+    a1 = clients(server.url, "/agent", auth={"token": token1})
+    a2 = clients(server.url, "/agent", auth={"token": token2})
+    resident = clients(server.url, "/webchat")
+    started = start_chat(resident, message="Council tax question")
+    a1.expect("assigned")
+    first_start = fresh(ChatSession, started["conversation_id"]).assigned_at
+    assert a1.call("transfer", {"conversation_id": started["conversation_id"], "agent_id": second.id}) == {"ok": True}
+    got = a2.expect("assigned", lambda d: d["conversation_id"] == started["conversation_id"])
+    assert got["reason"] == "transferred"  # the console says "transferred to you", not "new chat"
+    second_start = fresh(ChatSession, started["conversation_id"]).assigned_at
+    assert second_start > first_start
+    closed = a2.call("close", {"conversation_id": started["conversation_id"], "outcome": "resolved_first_time"})
+    contact = fresh(Contact, closed["contact_id"])
+    assert contact.agent_id == second.id
+    assert contact.started_at == first_start  # both agents' time, not only the second's
+
+
 def test_transfer_to_a_queue_puts_the_chat_at_the_head(server, clients, make_user, api_token):
     from crm.models import Queue
 

@@ -231,3 +231,65 @@ def test_resident_sees_times_and_the_case_reference_and_the_transcript_reaches_t
         assert "We will fix it" in sent.get_content()
     finally:
         worker.stop()
+
+
+def test_widget_keeps_a_chat_through_a_host_reload_hides_on_escape_and_keeps_send_in_view_on_a_phone(
+        app, server_factory, chromium, clients, make_user, api_token):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class CouncilPage(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.end_headers()
+            self.wfile.write(page_html.encode())
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), CouncilPage)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    site = f"http://localhost:{httpd.server_port}"
+    server = server_factory(WEBCHAT_ALLOWED_ORIGINS=site)
+    page_html = (f"<!doctype html><html lang='en'><head><title>Council</title></head><body><main><h1>Bins</h1>"
+                 f"</main><script src='{server.url}/chat/widget.js' async></script></body></html>")
+    _, token = agent_with_token(make_user, api_token, name="Wanda Widget")
+    agent_client = clients(server.url, "/agent", auth={"token": token})
+    context = chromium.new_context(viewport={"width": 320, "height": 568})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT * 1000)
+        page.goto(site + "/")
+        page.get_by_role("button", name="Chat with us").click()
+        frame = page.frame_locator("iframe[title='Chat with the council']")
+        frame.get_by_label("Your name").fill("Phone Phoebe")
+        frame.get_by_role("button", name="Start chat").click()
+        frame.get_by_text("You are chatting with Wanda Widget.").wait_for()
+        assigned = agent_client.expect("assigned")
+        agent_client.call("message", {"conversation_id": assigned["conversation_id"], "client_id": "w1",
+                                      "body": "How can I help?"})
+        frame.get_by_text("How can I help?").wait_for()
+        # The buttons say what they do: hiding the panel is not ending the chat.
+        assert page.get_by_role("button", name="Hide chat").get_attribute("aria-expanded") == "true"
+        send = frame.get_by_role("button", name="Send")
+        frame.get_by_role("button", name="End chat").wait_for()
+        box = send.bounding_box()
+        assert box is not None and box["y"] >= 0 and box["y"] + box["height"] <= 568  # in view without scrolling
+
+        # Escape in the chat (inside the frame) hides the panel and gives focus back to the button.
+        frame.get_by_label("Type your message").press("Escape")
+        page.get_by_role("button", name="Show your chat").wait_for()
+        assert page.locator("#council-webchat-panel").is_hidden()
+
+        # The council page reloads mid-chat: the chat comes back.
+        page.get_by_role("button", name="Show your chat").click()
+        page.reload()
+        frame = page.frame_locator("iframe[title='Chat with the council']")
+        frame.get_by_text("How can I help?").wait_for()
+        assert page.get_by_role("button", name="Hide chat").get_attribute("aria-expanded") == "true"
+        page.keyboard.press("Escape")  # Escape on the council page hides it too
+        assert page.locator("#council-webchat-panel").is_hidden()
+    finally:
+        context.close()
+        httpd.shutdown()
