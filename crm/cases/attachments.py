@@ -104,17 +104,6 @@ def _render_thumbnail(data: bytes, budget: int) -> Optional[bytes]:
     return out.getvalue()
 
 
-def _off_the_hub(function, *args):
-    """Run CPU-heavy work in a real thread when eventlet is in charge, else inline."""
-    try:
-        from eventlet import patcher, tpool  # noqa: PLC0415
-    except ImportError:  # pragma: no cover - eventlet is a pinned dependency
-        return function(*args)
-    if patcher.is_monkey_patched("thread"):
-        return tpool.execute(function, *args)
-    return function(*args)
-
-
 def thumbnail(attachment: Attachment) -> Optional[bytes]:
     """Return a thumbnail of an image attachment (JPEG, or PNG when transparent), or None when it cannot be made."""
     if not is_image(attachment):
@@ -123,7 +112,15 @@ def thumbnail(attachment: Attachment) -> Optional[bytes]:
     if key in _CACHE:
         _CACHE.move_to_end(key)
         return _CACHE[key]
-    made = _off_the_hub(_render_thumbnail, attachment.data, _pixel_budget())
+    from ..channels import uploads  # noqa: PLC0415
+
+    # The uploads' decode slots and thread: at most two big decodes at once, never on the hub.
+    slots = getattr(uploads, "_decode_slots", None)
+    if slots is None:
+        made = uploads.off_the_hub(_render_thumbnail, attachment.data, _pixel_budget())
+    else:
+        with slots:
+            made = uploads.off_the_hub(_render_thumbnail, attachment.data, _pixel_budget())
     _CACHE[key] = made
     while len(_CACHE) > _CACHE_SIZE:
         _CACHE.popitem(last=False)
