@@ -84,6 +84,21 @@ def notify_customer_of_update(case, event) -> bool:
     return send_to_customer(customer, subject, body, case=case) is not None
 
 
+def notify_customer_of_resolution(case, event) -> bool:
+    """Email the resident that their case is resolved and how, when they take email updates."""
+    from ..customers.identity import live_customer  # noqa: PLC0415
+    from ..portal.accounts import wants_email_updates  # noqa: PLC0415
+
+    customer = live_customer(case.customer)
+    if not wants_email_updates(customer):
+        return False
+    subject = f"Your case {case.reference} is resolved: {case.title}"
+    body = (f"Dear {customer.name},\n\nWe have resolved your case {case.reference}.\n\n"
+            f"What we did: {event.body.strip()}\n\n"
+            f"If the problem is not fixed, tell us through the tracking page quoting {case.reference}.\n")
+    return send_to_customer(customer, subject, body, case=case) is not None
+
+
 def owner_address(case):
     """Return (name, email) of whoever now owns the case: the assignee, else the service's team mailbox."""
     if case.assignee is not None:
@@ -125,36 +140,6 @@ def notify_new_owner(case_id: int, rerouted: bool) -> bool:
     if not address:
         log.info("case %s has no owner address to notify", case.reference)
         return False
-
-
-def notify_customer_of_resolution(case, event) -> bool:
-    """Email the resident that their case is resolved and how, when they take email updates."""
-    from ..customers.identity import live_customer  # noqa: PLC0415
-    from ..portal.accounts import wants_email_updates  # noqa: PLC0415
-
-    customer = live_customer(case.customer)
-    if not wants_email_updates(customer):
-        return False
-    subject = f"Your case {case.reference} is resolved: {case.title}"
-    body = (f"Dear {customer.name},\n\nWe have resolved your case {case.reference}.\n\n"
-            f"What we did: {event.body.strip()}\n\n"
-            f"If the problem is not fixed, tell us through the tracking page quoting {case.reference}.\n")
-    return send_to_customer(customer, subject, body, case=case) is not None
-
-
-def notify_customer_of_resolution(case, event) -> bool:
-    """Email the resident that their case is resolved and how, when they take email updates."""
-    from ..customers.identity import live_customer  # noqa: PLC0415
-    from ..portal.accounts import wants_email_updates  # noqa: PLC0415
-
-    customer = live_customer(case.customer)
-    if not wants_email_updates(customer):
-        return False
-    subject = f"Your case {case.reference} is resolved: {case.title}"
-    body = (f"Dear {customer.name},\n\nWe have resolved your case {case.reference}.\n\n"
-            f"What we did: {event.body.strip()}\n\n"
-            f"If the problem is not fixed, tell us through the tracking page quoting {case.reference}.\n")
-    return send_to_customer(customer, subject, body, case=case) is not None
     from ..channels import email as email_channel  # noqa: PLC0415
 
     email_channel.smtp_send(mime, mime["From"], [address])
