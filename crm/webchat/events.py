@@ -559,6 +559,6 @@ def agent_link_customer(data=None):
     data = payload_object(data)
     user = current_staff()
     conversation = service.held_by(data.get("conversation_id"), user)
-    service.link_customer(conversation, data.get("customer_id"))
+    service.link_customer(conversation, data.get("customer_id"), actor=user)
     db.session.commit()
     return {"ok": True, "customer_id": conversation.customer_id}

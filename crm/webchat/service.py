@@ -18,6 +18,7 @@ from sqlalchemy import and_, bindparam, func, literal, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
+from .. import visibility
 from ..auth.roles import ADMINS, CHAT_HOLDERS_SQL, CHAT_STAFF, SUPERVISORS
 from ..cases.service import open_case
 from ..customers.identity import resolve_customer, set_case_contact
@@ -875,14 +876,16 @@ def rate(conversation: Conversation, rating) -> None:
     conversation.chat.rating = rating
 
 
-def link_customer(conversation: Conversation, customer_id) -> None:
-    """Point the chat at the right customer when identity resolution picked another."""
+def link_customer(conversation: Conversation, customer_id, actor: Optional[User] = None) -> None:
+    """Point the chat at the right customer when identity resolution picked another (one the actor may read)."""
     from ..customers.identity import live_customer
     from ..models import Customer
 
     customer = live_customer(db.session.get(Customer, clean_int(customer_id, "customer_id", 1)))
     if customer is None:
         raise NotFound("No such customer")
+    if actor is not None:
+        visibility.check_customer(actor, customer)  # linking must not be a way into a restricted record
     conversation.customer_id = customer.id
 
 

@@ -57,3 +57,14 @@ def test_an_agent_cannot_read_or_write_in_another_agents_chat_and_a_supervisor_r
     db.session.expire_all()
     assert db.session.scalar(select(AuditLog).where(AuditLog.action == "conversation.view_sensitive",
                                                     AuditLog.target_id == str(chat.id)))
+
+
+def test_linking_a_chat_to_a_restricted_record_is_refused(app, server, clients):
+    world = build_world()
+    holder = clients(server.url, "/agent", auth={"token": _token(world.users["agent2"])})
+    holder.call("presence", {"status": "busy"})
+    chat, rita = world.conversations["live_chat"], world.customers["rita"]
+    refused = holder.call("link_customer", {"conversation_id": chat.id, "customer_id": rita.id})
+    assert refused["error"]["code"] == "forbidden"
+    db.session.expire_all()
+    assert db.session.get(Conversation, chat.id).customer_id == world.customers["jane"].id
