@@ -43,13 +43,19 @@ class KnowledgeArticle(db.Model):
     # PostgreSQL's full-text vector (weighted title/keywords, summary, body), kept by the service
     # on save; SQLite searches its FTS5 table knowledge_search instead and leaves this empty.
     search_vector = mapped_column(Text().with_variant(TSVECTOR(), "postgresql"), nullable=True)
+    # The same for title, keywords and summary alone: small enough to rank without reading the body.
+    search_head = mapped_column(Text().with_variant(TSVECTOR(), "postgresql"), nullable=True)
 
     service = relationship("Service")
     owner = relationship("User")
     versions = relationship("ArticleVersion", back_populates="article", order_by="ArticleVersion.version.desc()")
 
     __table_args__ = (
-        Index("ix_knowledge_articles_search_vector", "search_vector", postgresql_using="gin"),
+        # fastupdate off: articles change rarely and a search must not scan GIN's pending list.
+        Index("ix_knowledge_articles_search_vector", "search_vector", postgresql_using="gin",
+              postgresql_with={"fastupdate": "off"}),
+        Index("ix_knowledge_articles_search_head", "search_head", postgresql_using="gin",
+              postgresql_with={"fastupdate": "off"}),
         Index("ix_knowledge_articles_status_audience", "status", "audience"),
     )
 
@@ -181,9 +187,14 @@ POSTGRESQL_SEARCH_VECTOR = (
     "setweight(to_tsvector('english', coalesce(NEW.summary, '')), 'B') || "
     "setweight(to_tsvector('english', coalesce(NEW.body, '')), 'C')"
 )
+POSTGRESQL_SEARCH_HEAD = (
+    "setweight(to_tsvector('english', coalesce(NEW.title, '') || ' ' || coalesce(NEW.keywords, '')), 'A') || "
+    "setweight(to_tsvector('english', coalesce(NEW.summary, '')), 'B')"
+)
 POSTGRESQL_SEARCH_DDL = (
     "CREATE OR REPLACE FUNCTION knowledge_articles_search_vector() RETURNS trigger AS $$ BEGIN "
-    f"NEW.search_vector := {POSTGRESQL_SEARCH_VECTOR}; RETURN NEW; END $$ LANGUAGE plpgsql",
+    f"NEW.search_vector := {POSTGRESQL_SEARCH_VECTOR}; NEW.search_head := {POSTGRESQL_SEARCH_HEAD}; "
+    "RETURN NEW; END $$ LANGUAGE plpgsql",
     "DROP TRIGGER IF EXISTS knowledge_articles_search_vector ON knowledge_articles",
     "CREATE TRIGGER knowledge_articles_search_vector BEFORE INSERT OR UPDATE OF title, keywords, summary, body "
     "ON knowledge_articles FOR EACH ROW EXECUTE FUNCTION knowledge_articles_search_vector()",
