@@ -1,17 +1,19 @@
 """What every request and response goes through: the Content-Security-Policy, links built from
 configuration, and API input that cannot hurt (nesting depth, numbers in range, ids in URLs)."""
 import json
+import logging
 import math
 import re
 import unicodedata
 from urllib.parse import quote
 
-from flask import current_app, request, url_for
+from flask import current_app, has_request_context, request, url_for
 from werkzeug.routing import IntegerConverter
 
 MAX_JSON_DEPTH = 32
 INT_LIMIT = 2**63 - 1  # what a BIGINT column (and SQLite's INTEGER) holds
 ID_LIMIT = 2**31 - 1  # primary keys are INTEGER columns
+log = logging.getLogger(__name__)
 _INTEGER = re.compile(r"\s*[-+]?\d+\s*")
 
 # No inline script anywhere: page data travels in <script type="application/json"> blocks, read by our files.
@@ -54,6 +56,53 @@ def content_disposition(kind: str, filename: str) -> str:
     name = clean_filename(filename)
     fallback = name.encode("ascii", "replace").decode().replace("?", "_")
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+_fallback_limiter = None
+
+
+def _mail_limiter():
+    """Return the app's rate-limit strategy (Redis when configured), or a per-process one when it fails."""
+    global _fallback_limiter
+    from limits import storage, strategies
+
+    from .extensions import limiter
+
+    try:
+        strategy = limiter.limiter
+        strategy.storage.check()
+        return strategy
+    except Exception:  # noqa: BLE001 - Redis away: count in this process rather than send unlimited mail
+        if _fallback_limiter is None:
+            _fallback_limiter = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
+        return _fallback_limiter
+
+
+def resident_mail_allowed(recipient: str, kind: str = "mail") -> bool:
+    """Count one mail a resident's action would send; False when the recipient or the requester has had enough.
+
+    Limits (RESIDENT_MAIL_PER_RECIPIENT, RESIDENT_MAIL_PER_REQUESTER) hold across every kind of
+    resident-triggered mail, so the council's mail cannot be turned into a relay at anyone.
+    """
+    from limits import parse_many
+
+    recipient = (recipient or "").strip().lower()
+    requester = (request.remote_addr or "unknown") if has_request_context() else "no-request"
+    checks = [(item, ("resident-mail-to", recipient))
+              for item in parse_many(current_app.config["RESIDENT_MAIL_PER_RECIPIENT"])]
+    checks += [(item, ("resident-mail-from", requester))
+               for item in parse_many(current_app.config["RESIDENT_MAIL_PER_REQUESTER"])]
+    strategy = _mail_limiter()
+    try:
+        if not all(strategy.test(item, *key) for item, key in checks):
+            log.warning("resident %s to %s from %s refused: over the mail limit", kind, recipient, requester)
+            return False
+        for item, key in checks:
+            strategy.hit(item, *key)
+    except Exception:  # noqa: BLE001 - the storage failed mid-way: refuse rather than relay unlimited mail
+        log.warning("resident mail limit could not be checked", exc_info=True)
+        return False
+    return True
 
 
 class BoundedIntegerConverter(IntegerConverter):

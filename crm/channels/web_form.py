@@ -322,9 +322,11 @@ def send_confirmation(definition: FormDefinition, case, customer) -> bool:
     the email channel is not installed or the resident gave no email address.
     """
     from ..cases.notify import case_email_address, send_to_customer
+    from ..security import resident_mail_allowed
 
-    if case_email_address(case) is None:
-        return False
+    address = case_email_address(case)
+    if address is None or not resident_mail_allowed(address, "form confirmation"):
+        return False  # over the limit the report still stands; the confirmation page shows the reference
     try:
         send_to_customer(customer, f"{definition.title}: your reference is {case.reference}",
                          confirmation_text(definition, case, customer), case=case)

@@ -33,6 +33,8 @@ class ChatSession(db.Model):
     # Case reference or WEB-000123 when the chat became a left message.
     offline_reference: Mapped[Optional[str]] = mapped_column(String(20))
     rating: Mapped[Optional[int]] = mapped_column(SmallInteger)
+    # A transcript goes out once per chat (crm.webchat.transcript), so a chat cannot be used to relay mail.
+    transcript_sent_to: Mapped[Optional[str]] = mapped_column(String(254))
 
     conversation = relationship("Conversation", backref=db.backref("chat", uselist=False))
 

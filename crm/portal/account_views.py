@@ -41,11 +41,13 @@ def resident_required(view):
 
 
 def _email_link(account, already_registered=False) -> None:
-    secret = issue_sign_in_link(account)
-    from ..security import public_url
+    from ..security import public_url, resident_mail_allowed
 
-    # The configured address, not the Host header: a forged Host must not put the secret in a link elsewhere.
-    send_sign_in_link(account, public_url("portal.sign_in_link", secret=secret), already_registered)
+    # Over the limit the page says the same as ever: nobody learns of it, and nobody is flooded.
+    if resident_mail_allowed(account.email, "sign-in link"):
+        secret = issue_sign_in_link(account)
+        # The configured address, not the Host header: a forged Host must not put the secret in a link elsewhere.
+        send_sign_in_link(account, public_url("portal.sign_in_link", secret=secret), already_registered)
     db.session.commit()
 
 

@@ -304,9 +304,14 @@ def resident_transcript(data=None):
     email = service.clean_text(data.get("email"), "email", 254, required=False) or conversation.chat.email
     if not email:
         raise ValidationFailed("Give an email address", {"email": ["required"]})
-    from ..customers.identity import normalise_email
+    from ..security import resident_mail_allowed
+    from .transcript import claim_transcript
 
-    enqueue_after_commit(send_transcript, conversation.id, normalise_email(email))
+    address = claim_transcript(conversation, email)  # the start's address (or a verified one), once per chat
+    if not resident_mail_allowed(address, "transcript"):
+        raise DomainError("Too many emails have been sent to that address; try again later",
+                          code="rate_limited", status=429)
+    enqueue_after_commit(send_transcript, conversation.id, address)
     db.session.commit()
     return {"ok": True}
 
