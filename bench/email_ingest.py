@@ -16,6 +16,16 @@ shows whether memory stays flat in the number of messages.
     .venv/bin/python bench/email_ingest.py
     .venv/bin/python bench/email_ingest.py --messages 2000 --backends sqlite
 
+`--peer` instead races django-helpdesk 2.6.1 (`../shared/peers/helpdesk/helpdesk_ingest.sh`, SQLite in
+WAL mode) on the peer's own corpus, in the same run: the peer first, then `crm ingest-email` on
+the same Maildir in directory order and on a copy whose delivery stamps are shuffled (file order
+and delivery order both random), each on a fresh migrated SQLite file with the demo services,
+start-up measured by the same command on an empty Maildir. It reports threads that came out
+right (every message of a manifest thread in one conversation, in written order) beside the rate.
+
+    .venv/bin/python bench/email_ingest.py --peer            # 2,000 messages
+    .venv/bin/python bench/email_ingest.py --peer --peer-messages 2000,10000
+
 The PostgreSQL runs use schema `email_bench` of the given database (dropped and rebuilt), so
 they do not touch the test schema. Prints a table on stdout; progress goes to stderr.
 """
@@ -169,12 +179,114 @@ def startup_seconds(url: str) -> float:
         return run_cli(url, Path(empty.name))["seconds"]
 
 
+PEER = ROOT.parent / "shared" / "peers" / "helpdesk"
+
+
+def run_peer(count: int, root: Path) -> dict:
+    """Run the peer's timed ingest (SQLite WAL); return its details line as a dict."""
+    import json
+
+    env = dict(os.environ, PEER_ROOT=str(root), PEER_SQLITE="wal")
+    out = subprocess.run(["bash", str(PEER / "helpdesk_ingest.sh"), str(count)], env=env, capture_output=True,
+                         text=True, check=True).stdout.strip().splitlines()
+    return json.loads(out[-2])
+
+
+def shuffled_maildir(source: Path, target: Path, seed: int = 14) -> None:
+    """Copy a Maildir with its delivery stamps shuffled: nothing about its order says how mail was written."""
+    import shutil
+
+    for sub in ("new", "cur", "tmp"):
+        (target / sub).mkdir(parents=True, exist_ok=True)
+    names = sorted(os.listdir(source / "new"))
+    stamps = [name.split(".", 1)[0] for name in names]
+    random.Random(seed).shuffle(stamps)
+    for name, stamp in zip(names, stamps):
+        shutil.copy(source / "new" / name, target / "new" / f"{stamp}.{name.split('.', 1)[1]}")
+
+
+def correct_threads(url: str, manifest: dict) -> tuple:
+    """Count manifest threads stored as one conversation each, in written order (and the total)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        where = {mid: (conversation, seq) for mid, conversation, seq in conn.execute(text(
+            "SELECT email_message_id, conversation_id, seq FROM messages "
+            "WHERE direction = 'inbound' AND email_message_id IS NOT NULL"))}
+    engine.dispose()
+    threads = {}
+    for record in manifest["messages_detail"]:
+        threads.setdefault(record["thread"], []).append(record["message_id"].strip("<>"))
+    good, owners = 0, {}
+    for thread, mids in threads.items():
+        places = [where.get(mid) for mid in mids]
+        if all(places) and len({c for c, _ in places}) == 1 and [s for _, s in places] == sorted(s for _, s in places):
+            owners.setdefault(places[0][0], []).append(thread)
+            good += 1
+    shared = sum(len(t) - 1 for t in owners.values() if len(t) > 1)  # two threads in one conversation
+    return good - shared, len(threads)
+
+
+def peer_race(counts: list) -> None:
+    """The peer and crm ingest-email on the same mails, in the same run."""
+    import json
+
+    load = os.getloadavg()
+    print(f"load average at start {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    rows = []
+    for count in counts:
+        # The peer's venv is kept in PEER_ROOT between runs (its script rebuilds the database and mail).
+        root = Path(os.environ.get("PEER_ROOT") or Path(tempfile.gettempdir()) / "peer-helpdesk")
+        work = Path(tempfile.mkdtemp(prefix=f"email-peer-{count}-"))
+        log(f"peer: django-helpdesk get_email on {count} messages (SQLite WAL)")
+        peer = run_peer(count, root)
+        manifest = json.loads((root / "mail" / "manifest.json").read_text())
+        rows.append(("django-helpdesk 2.6.1, sorted", count, peer["seconds_whole_process"],
+                     peer["seconds_startup_empty_spool"], peer["max_rss_kib"] / 1024,
+                     f"{peer['result']['tickets']} tickets, {peer['result']['followups']} entries"))
+        maildir = root / "mail" / "Maildir"
+        shuffled = work / "shuffled"
+        shuffled_maildir(maildir, shuffled)
+        empty = work / "empty"
+        for sub in ("new", "cur", "tmp"):
+            (empty / sub).mkdir(parents=True)
+        for label, box in (("crm ingest-email, directory order", maildir), ("crm ingest-email, shuffled", shuffled)):
+            url = prepare_database(f"sqlite:///{work / 'crm.sqlite3'}")
+            start = run_cli(url, empty)["seconds"]
+            log(f"{label}: {count} messages")
+            run = run_cli(url, box)
+            good, total = correct_threads(url, manifest)
+            counts_text = "/".join(str(run["counts"][k]) for k in ("ingested", "threaded", "auto_reply"))
+            rows.append((label, count, run["seconds"], start, run["peak_rss_mb"],
+                         f"{counts_text}; {good}/{total} threads right"))
+            (work / "crm.sqlite3").unlink()
+            flush_jobs()
+    load = os.getloadavg()
+    print(f"load average at end {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}")
+    print("| what | messages | whole process s | start-up s | net msgs/s | peak RSS MB | outcome |")
+    print("|---|---:|---:|---:|---:|---:|---|")
+    for label, count, whole, start, rss, outcome in rows:
+        print(f"| {label} | {count:,} | {whole:.2f} | {start:.2f} | {count / max(whole - start, 1e-9):.0f} | "
+              f"{rss:.0f} | {outcome} |")
+    for count in counts:
+        peer = next(r for r in rows if r[1] == count and r[0].startswith("django"))
+        ours = next(r for r in rows if r[1] == count and "directory" in r[0])
+        print(f"{count:,}: whole process {peer[2] / ours[2]:.1f}x the peer; start-up subtracted "
+              f"{(peer[2] - peer[3]) / (ours[2] - ours[3]):.1f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peer", action="store_true", help="race django-helpdesk on its corpus instead")
+    parser.add_argument("--peer-messages", default="2000")
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
     parser.add_argument("--database-url", default=DEFAULT_PG, help="PostgreSQL database (schema email_bench is used)")
     args = parser.parse_args()
+    if args.peer:
+        peer_race([int(n) for n in args.peer_messages.split(",")])
+        return
     work = Path(tempfile.mkdtemp(prefix="email-bench-"))
     rows = []
     for backend in args.backends.split(","):
