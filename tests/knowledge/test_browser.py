@@ -1,6 +1,8 @@
 """Self-service in real Chromium over real HTTP: a resident is answered by a suggestion as they type and
 leaves without a contact; an agent sees guidance for the reason they picked and records what they used;
 every new page passes axe-core."""
+from datetime import date, timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -88,3 +90,42 @@ def test_an_agent_gets_guidance_for_the_reason_and_records_what_was_used(live_se
     assert_accessible(page, checked)
     page.goto(f"{live_server}/knowledge/{use.article_id}")
     assert_accessible(page, checked)
+
+
+def _sign_in(page, live_server, user):
+    page.goto(f"{live_server}/login")
+    page.get_by_label("Email address").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.keyboard.press("Enter")
+
+
+def test_an_editor_publishes_and_a_supervisor_posts_a_notice_that_residents_see(live_server, page, services,
+                                                                              editor, supervisor):
+    checked = []
+    _sign_in(page, live_server, editor)
+    page.wait_for_url(f"{live_server}/knowledge/")             # editors start at the knowledge base
+    page.get_by_role("link", name="New article").click()
+    assert_accessible(page, checked)
+    page.get_by_label("Title").fill("Bulky waste collections")
+    page.get_by_label("Summary").fill("Up to three large items collected for a fee.")
+    page.get_by_label("Body").fill("## Prices\n\n- Up to 3 items: £25\n- Fridges: £30")
+    page.get_by_label("Service").select_option("waste")
+    page.get_by_label("Status").select_option("published")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("saved (published)").wait_for()
+    assert_accessible(page, checked)
+    page.goto(f"{live_server}/help/bulky-waste-collections")
+    assert page.get_by_role("heading", name="Prices").is_visible()
+
+    page.context.clear_cookies()
+    _sign_in(page, live_server, supervisor)
+    page.wait_for_url(f"{live_server}/console")
+    page.goto(f"{live_server}/knowledge/notices")
+    page.get_by_label("Service").select_option("waste")
+    page.get_by_label("Notice").fill("Bulky waste collections are paused until Monday")
+    page.get_by_label("Ends (council time)").fill((date.today() + timedelta(days=3)).isoformat())
+    page.get_by_role("button", name="Post notice").click()
+    page.get_by_text("Notice posted for Waste and Recycling").wait_for()
+    assert_accessible(page, checked)
+    page.goto(f"{live_server}/help/bulky-waste-collections")
+    assert page.get_by_text("Bulky waste collections are paused until Monday").is_visible()
