@@ -21,6 +21,7 @@ from ..models import (
 from .audit_trail import audit_maintenance
 from .family import case_ids, conversation_ids, customer_family, identity_ids, live_customer_for, message_ids
 from .holds import live_holds
+from .references import release_references
 
 ERASED = "[erased]"
 ERASED_ADDRESS = "erased@invalid"
@@ -202,6 +203,8 @@ def erase_customer(customer_id: int, actor, reason: str, request_reference: Opti
     pattern = re.compile("|".join(re.escape(v) for v in values), re.IGNORECASE) if values else None
     for key, model, where, statement in plan:
         if statement is not None:
+            if statement.is_delete:
+                release_references(model, select(model.__table__.c.id).where(where) if "id" in model.__table__.c else [])
             db.session.execute(statement.execution_options(synchronize_session=False))
     for customer_row in db.session.scalars(select(Customer).where(Customer.id.in_(ids))):
         customer_row.name = erased_name(customer_row.id)

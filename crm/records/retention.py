@@ -21,6 +21,7 @@ from ..models import (
 )
 from .audit_trail import audit_maintenance
 from .holds import held_case_ids, held_customer_ids
+from .references import release_references
 
 BATCH = 500
 REMOVED = "[removed under the retention schedule]"
@@ -173,7 +174,10 @@ def _delete_conversations(ids):
     messages = select(Message.id).where(Message.conversation_id.in_(ids))
     db.session.execute(delete(Attachment).where(Attachment.message_id.in_(messages)))
     db.session.execute(delete(OutboundEmail).where(OutboundEmail.conversation_id.in_(ids)))
+    release_references(InboundEmail, select(InboundEmail.id).where(InboundEmail.conversation_id.in_(ids)))
     db.session.execute(delete(InboundEmail).where(InboundEmail.conversation_id.in_(ids)))
+    release_references(Message, messages)
+    release_references(Conversation, ids)
     db.session.execute(update(Contact).where(Contact.conversation_id.in_(ids)).values(conversation_id=None))
     db.session.execute(delete(ChatSession).where(ChatSession.conversation_id.in_(ids)))
     db.session.execute(delete(Message).where(Message.conversation_id.in_(ids)))
@@ -210,6 +214,7 @@ def _apply(kind: str, action: str, ids: list[int]) -> None:
             db.session.execute(update(Conversation).where(Conversation.case_id.in_(ids)).values(case_id=None))
             db.session.execute(update(Case).where(Case.merged_into_id.in_(ids)).values(merged_into_id=None))
             db.session.execute(delete(LegalHold).where(LegalHold.case_id.in_(ids), LegalHold.released_at.is_not(None)))
+            release_references(Case, ids)
             db.session.execute(delete(Case).where(Case.id.in_(ids)))
     elif kind in ("email_conversations", "webchat_transcripts"):
         (_anonymise_conversations if action == "anonymise" else _delete_conversations)(ids)
@@ -219,6 +224,7 @@ def _apply(kind: str, action: str, ids: list[int]) -> None:
             db.session.execute(update(Contact).where(Contact.id.in_(ids)).values(notes=None, summary=REMOVED))
         else:
             # Through the ORM, so the daily totals lose these contacts too.
+            release_references(Contact, ids)
             for contact in db.session.scalars(select(Contact).where(Contact.id.in_(ids))):
                 db.session.delete(contact)
             db.session.flush()
@@ -228,16 +234,20 @@ def _apply(kind: str, action: str, ids: list[int]) -> None:
         if uploads:
             db.session.execute(delete(Attachment).where(
                 Attachment.id.in_(uploads), Attachment.message_id.is_(None), Attachment.case_id.is_(None)))
+        release_references(FormDraft, ids)
         db.session.execute(delete(FormDraft).where(FormDraft.id.in_(ids)))
     elif kind == "quarantined_emails":
+        release_references(InboundEmail, ids)
         db.session.execute(delete(InboundEmail).where(InboundEmail.id.in_(ids)))
     elif kind == "raw_inbound_email":
         if action == "anonymise":
             db.session.execute(update(InboundEmail).where(InboundEmail.id.in_(ids)).values(raw=b""))
         else:
+            release_references(InboundEmail, ids)
             db.session.execute(delete(InboundEmail).where(InboundEmail.id.in_(ids)))
     elif kind == "audit_entries":
         with audit_maintenance():
+            release_references(AuditLog, ids)
             db.session.execute(delete(AuditLog).where(AuditLog.id.in_(ids)))
     elif kind == "resident_accounts":
         identities = list(db.session.scalars(select(ResidentAccount.identity_id).where(
@@ -248,9 +258,12 @@ def _apply(kind: str, action: str, ids: list[int]) -> None:
                 email=literal("removed-") + cast(ResidentAccount.id, String) + "@invalid", name="", password_hash=None,
                 identity_id=None))
         else:
+            release_references(ResidentAccount, ids)
             db.session.execute(delete(ResidentAccount).where(ResidentAccount.id.in_(ids)))
         # The account's sign-in identity goes with it; the customer's other identities stay.
         if identities:
+            release_references(CustomerIdentity, select(CustomerIdentity.id).where(
+                CustomerIdentity.id.in_(identities), CustomerIdentity.kind == "portal"))
             db.session.execute(delete(CustomerIdentity).where(
                 CustomerIdentity.id.in_(identities), CustomerIdentity.kind == "portal"))
 

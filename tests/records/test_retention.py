@@ -163,3 +163,15 @@ def test_retention_page_lets_admins_edit_schedules_and_officers_run_them(app, cl
                                                       "action": "dry_run"}, follow_redirects=True)
     assert ran.status_code == 200 and "Dry run" in ran.get_data(as_text=True)
     assert db.session.scalar(select(RetentionRun)).dry_run is True
+
+
+def test_deleting_phone_contacts_takes_them_out_of_the_daily_totals_too(app, runner, officer):
+    generate(officer)
+    set_rule(officer, "phone_contact_notes", 730, "delete")
+    db.session.commit()
+    contacts_before = _totals()[0]
+    result = runner.invoke(args=["crm", "retention", "--batch", "2"])
+    assert json.loads(result.stdout.strip().splitlines()[-1])["phone_contact_notes"] == 3
+    db.session.expire_all()
+    assert db.session.scalar(select(func.count()).select_from(Contact).where(Contact.channel == "phone")) == 1
+    assert _totals()[0] == contacts_before - 3
