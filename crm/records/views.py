@@ -25,17 +25,24 @@ def _lines(text) -> list[str]:
 @bp.route("/")
 @roles_required(*RECORDS_OFFICERS)
 def home():
-    """Start page: find a customer by number; links to the audit trail and retention."""
+    """Start page: find a customer by number or search; links to the audit trail and retention."""
     require_records(current_user)
     raw = (request.args.get("customer") or "").strip()
     if raw:
         if raw.isdigit() and db.session.get(Customer, int(raw)):
             return redirect(url_for("records.customer_page", customer_id=int(raw)))
         flash(f"No customer number {raw}", "error")
+    q = (request.args.get("q") or "").strip()[:200]
+    found = []
+    if q:
+        from ..customers.search import search_customers
+
+        # Records officers answer for every record, restricted ones included: no visibility filter here.
+        found = search_customers(q)
     holds_live = list(db.session.scalars(select(LegalHold).where(LegalHold.released_at.is_(None)).order_by(LegalHold.id)))
     tombstones = list(db.session.scalars(select(ErasureTombstone).order_by(ErasureTombstone.id.desc()).limit(20)))
     return render_template("records/home.html", holds=holds_live, tombstones=tombstones,
-                           runs=retention.recent_runs(5))
+                           runs=retention.recent_runs(5), q=q, found=found)
 
 
 @bp.route("/customers/<int:customer_id>")

@@ -60,3 +60,11 @@ def test_openapi_documents_the_records_endpoints(app, client):
     paths = client.get("/api/v1/openapi.json").get_json()["paths"]
     assert "/api/v1/customers/{customer_id}/subject-access" in paths
     assert "/api/v1/records/audit" in paths
+
+
+def test_records_home_searches_customers(app, client, auth, officer):
+    person = factories.customer(name="Searchable Resident", email="findme@example.org")
+    auth.login(officer)
+    page = client.get("/records/", query_string={"q": "findme@example.org"}).get_data(as_text=True)
+    assert f"/records/customers/{person.id}" in page
+    assert "No customer matches" in client.get("/records/", query_string={"q": "nobody-here"}).get_data(as_text=True)
