@@ -109,6 +109,8 @@ def _plain(value):
         return value.isoformat()
     if isinstance(value, Decimal):
         return float(value)
+    if isinstance(value, (bytes, memoryview)):
+        return f"<{len(value)} bytes>"
     return value
 
 
@@ -173,7 +175,7 @@ def write_subject_access(customer_id: int, out, actor, request_reference: Option
                 writer.write(("," if n else "") + f"\n{json.dumps(kind)}: [")
                 count = 0
                 for data in _rows(kind, model, where, flagger, redaction, pattern):
-                    writer.write(("," if count else "") + "\n" + json.dumps(data, ensure_ascii=False))
+                    writer.write(("," if count else "") + "\n" + json.dumps(data, ensure_ascii=False, default=str))
                     count += 1
                     if progress and count % 1000 == 0:
                         progress(kind, count)
