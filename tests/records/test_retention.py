@@ -175,3 +175,13 @@ def test_deleting_phone_contacts_takes_them_out_of_the_daily_totals_too(app, run
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(Contact).where(Contact.channel == "phone")) == 1
     assert _totals()[0] == contacts_before - 3
+
+
+def test_the_worker_job_applies_the_schedules_and_logs_the_run(app, officer):
+    from crm.records.jobs import daily_retention
+
+    generate(officer)
+    counts = daily_retention.call_local()
+    assert counts == EXPECTED
+    run = db.session.scalar(select(RetentionRun))
+    assert run.actor_id is None and run.dry_run is False and run.counts == EXPECTED
