@@ -3,9 +3,8 @@ from flask import Blueprint
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-from . import views  # noqa: E402,F401
-
 
 def register(app, api):
     """Register the staff administration pages."""
+    from . import views  # noqa: F401  (routes attach to bp on import)
     app.register_blueprint(bp)

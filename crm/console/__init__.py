@@ -6,6 +6,7 @@ bp = Blueprint("console", __name__)
 from . import identity, sensitivity, views  # noqa: E402,F401
 
 
+    from . import identity, sensitivity, views  # noqa: F401  (routes attach to bp on import)
 def register(app, api):
     """Register the console pages."""
     from ..auth.roles import DUPLICATE_REVIEWERS
