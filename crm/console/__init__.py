@@ -3,12 +3,10 @@ from flask import Blueprint
 
 bp = Blueprint("console", __name__)
 
-from . import identity, sensitivity, views  # noqa: E402,F401
 
-
-    from . import identity, sensitivity, views  # noqa: F401  (routes attach to bp on import)
 def register(app, api):
     """Register the console pages."""
+    from . import identity, sensitivity, views  # noqa: F401  (routes attach to bp on import)
     from ..auth.roles import DUPLICATE_REVIEWERS
     from ..customers.identity import display_phone
     from ..navigation import add_nav_item
