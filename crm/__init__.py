@@ -87,6 +87,9 @@ def create_app(config=None):
     from . import http_errors
 
     http_errors.init_app(app)
+    from . import audit
+
+    audit.init_app(app)  # commits audited reads, so GET handlers never commit
     from . import security
 
     security.init_app(app)  # before any blueprint: its <int:> converter must be in place when routes compile
