@@ -3,13 +3,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
+from sqlalchemy import select
+
 from .. import visibility
 from ..cases.service import open_case
 from ..customers.identity import live_customer, resolve_customer, set_case_contact
 from ..customers.timeline import record_contact
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
-from ..models import Customer, utcnow
+from ..models import Category, Customer, utcnow
 
 
 @dataclass
@@ -21,6 +23,12 @@ class CaseRequest:
     title: str
     description: str = ""
     priority: str = "normal"
+
+
+def _category_name(code: str) -> str:
+    """Return the words staff know a call's reason by (the category's name), not its code."""
+    name = db.session.scalar(select(Category.name).where(Category.code == code).limit(1))
+    return name or code.replace("_", " ")
 
 
 def log_call(agent, *, customer_id: Optional[int] = None, caller: Optional[dict] = None,
@@ -45,7 +53,7 @@ def log_call(agent, *, customer_id: Optional[int] = None, caller: Optional[dict]
     if outcome == "case_raised" and case is None:
         raise ValidationFailed("Outcome case_raised needs the case", {"case": ["required for case_raised"]})
     ended_at = ended_at or (utcnow() if started_at else None)
-    summary = f"Call: {category.replace('_', ' ')}" if category else "Call"
+    summary = f"Call: {_category_name(category)}" if category else "Call"
     contact = record_contact(
         customer, channel, direction=direction, summary=summary, notes=notes, category=category,
         outcome=outcome, agent=agent, started_at=started_at, ended_at=ended_at,
