@@ -68,7 +68,13 @@ def test_an_officer_sees_the_photos_confirms_an_update_and_the_resident_reads_th
     highways, case = _reported_pothole()
     officer = make_user("service_officer", name="Olive Officer", service_id=highways.id)
     checked = []
-    _sign_in(page, live_server, officer, f"/cases/{case.reference}")
+    _sign_in(page, live_server, officer, "/cases")
+    row = page.get_by_role("row", name=case.reference)
+    assert "Pothole" in row.text_content() and "In progress" in row.text_content()
+    assert "in_progress" not in row.text_content() and str(case.sla_due_at.year) in row.text_content()
+    assert_accessible(page, checked)
+    page.get_by_role("link", name=case.reference).click()
+    page.wait_for_url(f"{live_server}/cases/{case.reference}")
 
     # Both photos show as thumbnails that really loaded, each with a download.
     thumbs = page.locator(".attachment-grid img.thumb")
