@@ -1,6 +1,6 @@
 """Webchat pages: /chat for residents, /chat/widget.js to embed it, /agent/chats for staff."""
 from flask import current_app, make_response, render_template, request
-from sqlalchemy import select
+from sqlalchemy import or_, select
 
 from ..auth.access import roles_required
 from ..extensions import db
@@ -55,7 +55,9 @@ def console():
     queues = db.session.scalars(select(Queue).where(Queue.channel == service.CHANNEL).order_by(Queue.name)).all()
     agents = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(("agent", "supervisor")))
                                 .order_by(User.name)).all()
-    canned = db.session.scalars(select(CannedReply).order_by(CannedReply.title)).all()
+    # Canned replies written for chat or for any channel (email ones carry email placeholders).
+    canned = db.session.scalars(select(CannedReply).where(
+        or_(CannedReply.channel.is_(None), CannedReply.channel == service.CHANNEL)).order_by(CannedReply.title)).all()
     return render_template("webchat/console.html", services=services, categories=categories, queues=queues,
                            agents=agents, canned=canned, outcomes=OUTCOMES)
 
