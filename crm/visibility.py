@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
+from flask import has_request_context, request
 from sqlalchemy import and_, event, exists, false, not_, or_, select, true
 from sqlalchemy.orm import object_session
 
@@ -299,6 +300,15 @@ def conversation_is_sensitive(conversation: Conversation) -> bool:
     return bool((service is not None and service.sensitive) or conversation.customer.restricted)
 
 
+def _audit_read(viewer, action: str, target_type: str, target_id, **details) -> None:
+    """Audit a read of sensitive content once per request (a page that shows a thing twice is one read)."""
+    seen = request.environ.setdefault("crm.visibility.audited", set()) if has_request_context() else set()
+    key = (action, target_type, target_id)
+    if key not in seen:
+        seen.add(key)
+        audit(viewer, action, target_type, target_id, **details)
+
+
 def _refuse(viewer, what: str):
     if is_staff(viewer):
         raise Forbidden(f"You may not see this {what}")
@@ -310,14 +320,14 @@ def check_customer(viewer, customer: Customer) -> Customer:
     if not can_see_customer(viewer, customer):
         _refuse(viewer, "customer")
     if customer.restricted and is_staff(viewer):
-        audit(viewer, "customer.view_restricted", "customer", customer.id)
+        _audit_read(viewer, "customer.view_restricted", "customer", customer.id)
     return customer
 
 
 def check_vulnerability(viewer, customer: Customer) -> bool:
     """Say whether to show the vulnerability notes, auditing the read when they are shown."""
     if customer.vulnerability_notes and can_see_vulnerability(viewer, customer):
-        audit(viewer, "customer.view_sensitive", "customer", customer.id)
+        _audit_read(viewer, "customer.view_sensitive", "customer", customer.id)
         return True
     return False
 
@@ -327,7 +337,7 @@ def check_case(viewer, case: Case) -> Case:
     if not can_see_case(viewer, case):
         _refuse(viewer, "case")
     if is_staff(viewer) and case_is_sensitive(case):
-        audit(viewer, "case.view_sensitive", "case", case.id, reference=case.reference)
+        _audit_read(viewer, "case.view_sensitive", "case", case.id, reference=case.reference)
     return case
 
 
@@ -347,7 +357,7 @@ def check_conversation(viewer, conversation: Conversation) -> Conversation:
         _refuse(viewer, "conversation")
     if is_staff(viewer) and conversation_is_sensitive(conversation):
         service = conversation_service(conversation)
-        audit(viewer, "conversation.view_sensitive", "conversation", conversation.id,
+        _audit_read(viewer, "conversation.view_sensitive", "conversation", conversation.id,
               service=service.code if service else None)
     return conversation
 
@@ -369,7 +379,7 @@ def check_attachment(viewer, attachment: Attachment) -> Attachment:
         sensitive = (attachment.message is not None and conversation_is_sensitive(attachment.message.conversation)) \
             or (attachment.case_id is not None and case_is_sensitive(db.session.get(Case, attachment.case_id)))
         if sensitive:
-            audit(viewer, "attachment.view_sensitive", "attachment", attachment.id)
+            _audit_read(viewer, "attachment.view_sensitive", "attachment", attachment.id)
     return attachment
 
 
@@ -520,18 +530,18 @@ def redact_timeline(viewer, entries):
             case, conversation = row.case, None
             channel = row.case.source_channel if row.case else None
         if not visible:
-            shown.append(("redacted", RedactedEntry(row.id, kind, row.occurred_at,
-                                                    redaction_label(case, conversation, row.customer if kind == "contact" else row.case.customer),
-                                                    channel)))
+            customer = row.customer if kind == "contact" else row.case.customer
+            label = redaction_label(case, conversation, customer)
+            shown.append(("redacted", RedactedEntry(row.id, kind, row.occurred_at, label, channel)))
             continue
         if is_staff(viewer):
             if case is not None and case_is_sensitive(case) and ("case", case.id) not in audited:
                 audited.add(("case", case.id))
-                audit(viewer, "case.view_sensitive", "case", case.id, reference=case.reference, via="timeline")
+                _audit_read(viewer, "case.view_sensitive", "case", case.id, reference=case.reference, via="timeline")
             if conversation is not None and conversation_is_sensitive(conversation) \
                     and ("conversation", conversation.id) not in audited:
                 audited.add(("conversation", conversation.id))
-                audit(viewer, "conversation.view_sensitive", "conversation", conversation.id, via="timeline")
+                _audit_read(viewer, "conversation.view_sensitive", "conversation", conversation.id, via="timeline")
         shown.append((kind, row))
     return shown
 

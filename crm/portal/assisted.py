@@ -5,6 +5,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import visibility
 from ..auth.access import roles_required
 from ..auth.roles import FRONT_LINE
 from ..channels.web_form import Submission, parse_fields, published_forms, read_answers, send_confirmation, submit
@@ -24,7 +25,7 @@ def _caller_or_404(customer_id: int) -> Customer:
     customer = live_customer(db.session.get(Customer, customer_id))
     if customer is None:
         abort(404)
-    return customer
+    return visibility.check_customer(current_user, customer)
 
 
 def _form_or_404(slug: str) -> FormDefinition:
