@@ -102,7 +102,9 @@ def erase(payload, customer_id):
     result = erasure.erase_customer(customer_id, current_user, payload["reason"], payload.get("reference"),
                                     dry_run=payload["dry_run"])
     db.session.commit()
-    return {"customer_id": result["customer_id"], "dry_run": result["dry_run"], "counts": result["counts"]}
+    # The contract's answer is the counts themselves (as the CLI's last line); "counts" keeps them together too.
+    return {**result["counts"], "customer_id": result["customer_id"], "dry_run": result["dry_run"],
+            "counts": result["counts"]}
 
 
 @customers_blp.route("/<int:customer_id>/legal-holds", methods=["POST"])
