@@ -203,8 +203,9 @@ def seed_customers(count: int, rng: random.Random, progress=sys.stderr):
                     postcode=rng.choice(postcodes), uprn=str(100000000000 + n))
         handle = f"{first}.{last}{'' if (first, last) not in used_names else n}".lower()
         used_names.add((first, last))
-        add_identity(customer, "email", f"{handle}@example.org")
-        add_identity(customer, "phone", f"+4477009{n:05d}")
+        # The demo stands for records imported from the council's previous system: verified.
+        add_identity(customer, "email", f"{handle}@example.org", verified=True, source="import")
+        add_identity(customer, "phone", f"+4477009{n:05d}", verified=True, source="import")
         started = now - timedelta(days=rng.randint(1, 400), minutes=rng.randint(0, 600))
         for _ in range(rng.randint(1, 6)):
             started += timedelta(days=rng.randint(0, 40), minutes=rng.randint(1, 300))

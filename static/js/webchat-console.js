@@ -242,6 +242,16 @@
     var link = p.el.querySelector(".chat-customer-link");
     link.textContent = name + " (#" + customerId + ")";
     link.href = "/customers/" + customerId;
+    var unverified = p.el.querySelector(".chat-unverified");
+    unverified.hidden = true;
+    // Said before the history: a record matched only by claimed details may be someone else's.
+    fetch("/api/v1/customers/" + customerId, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (customer) {
+        if (!customer || !customer.identities) return;
+        unverified.hidden = customer.identities.some(function (i) { return i.verified; });
+        unverified.parentElement.dataset.identity = unverified.hidden ? "verified" : "claimed";
+      });
     fetch("/api/v1/customers/" + customerId + "/timeline?limit=10", { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : { items: [] }; })
       .then(function (data) {
