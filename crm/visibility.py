@@ -132,10 +132,14 @@ def can_see_service(viewer, service: Optional[Service]) -> bool:
 
 
 def _works_for(user: User, customer_id: int) -> bool:
-    """Say whether the user holds open work of this customer (an assigned case or conversation)."""
-    return bool(db.session.scalar(select(
-        exists().where(Case.customer_id == customer_id, Case.assignee_id == user.id)
-        | exists().where(Conversation.customer_id == customer_id, Conversation.assignee_id == user.id))))
+    """Say whether the user is assigned work of this customer (a case or a conversation); asked once per request."""
+    cache = request.environ.setdefault("crm.visibility.works_for", {}) if has_request_context() else {}
+    key = (user.id, customer_id)
+    if key not in cache:
+        cache[key] = bool(db.session.scalar(select(
+            exists().where(Case.customer_id == customer_id, Case.assignee_id == user.id)
+            | exists().where(Conversation.customer_id == customer_id, Conversation.assignee_id == user.id))))
+    return cache[key]
 
 
 def can_see_customer(viewer, customer: Customer) -> bool:
@@ -211,8 +215,15 @@ def can_see_conversation(viewer, conversation: Conversation) -> bool:
 
 
 def can_write_conversation(viewer, conversation: Conversation) -> bool:
-    """Say whether staff may reply, add a note to, assign or resolve a conversation."""
-    return is_staff(viewer) and can_see_conversation(viewer, conversation)
+    """Say whether staff may reply, add a note to, assign or resolve a conversation.
+
+    A live chat is written in only by the agent who holds it (or a supervisor), as on the sockets.
+    """
+    if not is_staff(viewer) or not can_see_conversation(viewer, conversation):
+        return False
+    if conversation.channel == "webchat" and conversation.status in LIVE_CHAT_STATES:
+        return conversation.assignee_id == viewer.id or viewer.has_role(*SUPERVISORS)
+    return True
 
 
 def can_take_chat(viewer, conversation: Conversation, skills: Iterable[str] = ()) -> bool:
@@ -365,8 +376,8 @@ def check_conversation(viewer, conversation: Conversation) -> Conversation:
 def check_write_conversation(viewer, conversation: Conversation) -> Conversation:
     """Refuse a write (reply, note, assign, resolve) into a conversation the viewer may not work."""
     if not can_write_conversation(viewer, conversation):
-        if is_staff(viewer) and is_live_chat_of_another(viewer, conversation):
-            raise Forbidden("That chat is held by another agent", code="not_yours")
+        if is_staff(viewer) and conversation.channel == "webchat" and conversation.status in LIVE_CHAT_STATES:
+            raise Forbidden("Only the agent who holds a live chat writes in it", code="not_yours")
         _refuse(viewer, "conversation")
     return conversation
 

@@ -80,6 +80,15 @@ def test_an_agent_cannot_post_into_or_read_another_agents_live_chat_through_the_
     assert own.status_code == 200 and "My bin was missed" in own.get_data(as_text=True)
 
 
+def test_nobody_but_its_holder_writes_in_a_waiting_chat_through_the_api(client, world, headers):
+    waiting = world.conversations["live_chat"]
+    waiting.status, waiting.assignee_id = "queued", None
+    db.session.commit()
+    refused = client.post(f"/api/v1/conversations/{waiting.id}/reply", json={"body": "jumping the queue"},
+                          headers=headers("agent"))
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "not_yours"
+
+
 def test_an_agent_cannot_move_a_contact_off_a_restricted_case(client, world, headers):
     contact, pothole = world.contacts["asc_email"], world.cases["pothole"]
     moved = client.post(f"/api/v1/cases/{pothole.reference}/contacts", json={"contact_id": contact.id},
