@@ -46,7 +46,7 @@ def test_a_verified_address_of_the_resident_may_have_it(server, clients):
     assert resident.call("transcript", {"email": "mina.work@example.org"}) == {"ok": True}
 
 
-def test_transcripts_to_one_address_stop_at_the_mail_limit(server_factory, clients, app):
+def test_transcripts_to_one_address_stop_at_the_mail_limit(app, server_factory, clients):
     server = server_factory(RESIDENT_MAIL_PER_RECIPIENT="2 per hour", WEBCHAT_MAX_OPEN_PER_IP="50",
                             WEBCHAT_MAX_OPEN_PER_VISITOR="50")
     answers = []
