@@ -76,9 +76,9 @@ def patch(data, customer_id):
     if "name" in data:
         set_name(customer, data["name"])
     if data.get("add_email"):
-        add_identity(customer, "email", normalise_email(data["add_email"]))
+        add_identity(customer, "email", normalise_email(data["add_email"]), source="staff")
     if data.get("add_phone"):
-        add_identity(customer, "phone", normalise_phone(data["add_phone"]))
+        add_identity(customer, "phone", normalise_phone(data["add_phone"]), source="staff")
     if data.get("address"):
         add_address(customer, **data["address"])
     db.session.commit()
