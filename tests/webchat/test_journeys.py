@@ -5,6 +5,7 @@ import tempfile
 import time
 
 import pytest
+import requests
 
 from crm.extensions import db
 from tests import factories
@@ -178,6 +179,13 @@ def test_agent_in_a_background_tab_is_told_of_a_new_chat_a_message_and_a_transfe
         assert ack == {"ok": True}
         until(console, "window.__notes.some(t => t === 'Chat with Tom Transferred transferred to you')")
         assert console.title().startswith("(3) ")
+
+        # A supervisor's banner reaches the open console without a reload.
+        boss = make_user("supervisor", name="Bea Banner")
+        posted = requests.post(server.url + "/api/v1/banners", headers=api_token(boss), timeout=10,
+                               json={"message": "Bins not collected in Keswick today"})
+        assert posted.status_code == 201, posted.text
+        console.locator("#staff-banners").get_by_text("Bins not collected in Keswick today").wait_for()
 
         # Back on the console: reading a chat clears its marker.
         console.evaluate("window.__background = false; document.dispatchEvent(new Event('visibilitychange'))")
