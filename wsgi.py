@@ -30,7 +30,9 @@ def _server_config():
     connection that died is invalidated on its first error and replaced.
     """
     if not SERVING:
-        return None
+        # A command (flask crm ..., flask db ...) serves no sockets: without eventlet's driver it
+        # starts faster (Flask-SocketIO imports the whole of eventlet for it; bench/README.md).
+        return None if os.environ.get("SOCKETIO_ASYNC_MODE") else {"SOCKETIO_ASYNC_MODE": "threading"}
     from config import Config
 
     pool = int(os.environ.get("CRM_DB_POOL_SIZE", "20"))
