@@ -120,8 +120,11 @@ def percentile(values, q):
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
-def run_load(urls, tokens, residents, messages, interval, label):
-    """Connect agents (on the last URL) and residents (on the first), relay, and measure."""
+def run_load(urls, tokens, residents, messages, interval, label, burst=False):
+    """Connect agents (on the last URL) and residents (on the first), relay, and measure.
+
+    With `burst`, every resident connects first and then all send `start` at once.
+    """
     import eventlet
     import socketio
 
@@ -172,6 +175,9 @@ def run_load(urls, tokens, residents, messages, interval, label):
     results = {"errors": 0}
     acked_by_resident, acked_by_agent = set(), set()
     resident_clients = []
+    start_acks = []
+    all_connected = eventlet.event.Event()
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
 
     def resident(n):
@@ -191,12 +197,19 @@ def run_load(urls, tokens, residents, messages, interval, label):
             if k != "0":
                 later_round_trip.append(now - float(sent))
 
-        # Arrivals spread over the first interval, as residents open the page one by one.
-        eventlet.sleep(interval * n / residents)
+        if not burst:
+            # Arrivals spread over the first interval, as residents open the page one by one.
+            eventlet.sleep(interval * n / residents)
         sio.connect(resident_url, namespaces=["/webchat"], transports=["websocket"], wait_timeout=60)
         resident_clients.append(sio)
+        if burst:
+            if len(resident_clients) == residents:
+                all_connected.send(True)
+            all_connected.wait()
+        asked = time.perf_counter()
         ack = sio.call("start", {"name": f"Bench Resident {n}", "agent": n % len(tokens)}, namespace="/webchat",
                        timeout=60)
+        start_acks.append(time.perf_counter() - asked)
         if "error" in ack:
             results["errors"] += 1
             print(f"start refused: {ack['error']}", file=sys.stderr)
@@ -244,7 +257,9 @@ def run_load(urls, tokens, residents, messages, interval, label):
         "after_first_message": {
             "resident_to_agent_ms": {"p50": percentile(later_to_agent, .5), "p99": percentile(later_to_agent, .99)},
             "round_trip_ms": {"p50": percentile(later_round_trip, .5), "p99": percentile(later_round_trip, .99)}},
+        "start_ack_ms": {"p50": percentile(start_acks, .5), "p99": percentile(start_acks, .99)},
         "relayed_per_second": round((len(to_agent) + len(back)) / elapsed, 1), "seconds": round(elapsed, 1),
+        "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
     }
     figures["_acked_ids"] = acked_by_resident | acked_by_agent
     return figures
@@ -259,6 +274,8 @@ def main():
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file")
     parser.add_argument("--redis-url", default=None)
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--burst", action="store_true", help="all residents connect, then all start at once")
+    parser.add_argument("--rounds", type=int, default=1, help="stack and bare echo, alternating, this many times")
     args = parser.parse_args()
     if args.processes > 1 and not args.redis_url:
         parser.error("several processes need --redis-url")
@@ -270,30 +287,36 @@ def main():
 
     eventlet.monkey_patch()
     report = {"residents": args.residents, "agents": args.agents, "messages_each": args.messages,
-              "interval_seconds": args.interval,
-              "processes": args.processes, "database": database_url.split(":")[0]}
-    procs, urls = stack_servers(database_url, args.redis_url, args.processes)
-    try:
-        report["stack"] = run_load(urls, tokens, args.residents, args.messages, args.interval, "stack")
-    finally:
-        for proc in procs:
-            proc.kill()
-    # Lost = acknowledged to the sender but not in the database.
-    report["stack"]["lost"] = len(report["stack"].pop("_acked_ids") - stored_message_ids(database_url))
-    print(f"[stack] {json.dumps(report['stack'])}", file=sys.stderr)
-    procs, urls = echo_servers(args.redis_url, args.processes)
-    try:
-        report["bare_echo"] = run_load(urls, [str(n) for n in range(args.agents)], args.residents,
-                                       args.messages, args.interval, "bare echo")
-        report["bare_echo"].pop("_acked_ids")
-        print(f"[bare echo] {json.dumps(report['bare_echo'])}", file=sys.stderr)
-    finally:
-        for proc in procs:
-            proc.kill()
-    for key in ("resident_to_agent_ms", "round_trip_ms"):
-        stack, bare = report["stack"][key], report["bare_echo"][key]
-        report[f"ratio_{key}"] = {q: round(stack[q] / bare[q], 2) if stack[q] and bare[q] else None
-                                  for q in ("p50", "p99")}
+              "interval_seconds": args.interval, "burst": args.burst,
+              "processes": args.processes, "database": database_url.split(":")[0], "rounds": []}
+    # Stack and bare echo alternate, round after round, so both see the same (shared) machine.
+    for number in range(args.rounds):
+        if number:
+            tokens = setup_database(database_url, args.agents)
+        one = {}
+        procs, urls = stack_servers(database_url, args.redis_url, args.processes)
+        try:
+            one["stack"] = run_load(urls, tokens, args.residents, args.messages, args.interval, "stack", args.burst)
+        finally:
+            for proc in procs:
+                proc.kill()
+        # Lost = acknowledged to the sender but not in the database.
+        one["stack"]["lost"] = len(one["stack"].pop("_acked_ids") - stored_message_ids(database_url))
+        print(f"[stack] {json.dumps(one['stack'])}", file=sys.stderr)
+        procs, urls = echo_servers(args.redis_url, args.processes)
+        try:
+            one["bare_echo"] = run_load(urls, [str(n) for n in range(args.agents)], args.residents,
+                                        args.messages, args.interval, "bare echo", args.burst)
+            one["bare_echo"].pop("_acked_ids")
+            print(f"[bare echo] {json.dumps(one['bare_echo'])}", file=sys.stderr)
+        finally:
+            for proc in procs:
+                proc.kill()
+        for key in ("start_ack_ms", "resident_to_agent_ms", "round_trip_ms"):
+            stack, bare = one["stack"][key], one["bare_echo"][key]
+            one[f"ratio_{key}"] = {q: round(stack[q] / bare[q], 2) if stack[q] and bare[q] else None
+                                   for q in ("p50", "p99")}
+        report["rounds"].append(one)
     print(json.dumps(report))
 
 

@@ -161,8 +161,18 @@ def resident_start(data=None):
     data = payload_object(data)
     conn = resident_conn()
     check_rate(conn.bucket)
-    with start_slot():
-        return _start(data, conn)
+    visitor = data.get("visitor_id") or conn.visitor_id
+    # Stored by this process's starter with the other starts of the moment, before the ack.
+    # The socket is in the chat's room before the commit; the assigner then gives the chat out and
+    # sends the resident a `status` (assigned, or place in the queue).
+    stored = push.submit_start(service.StartRequest(data, visitor, conn.ip, request.sid))
+    if stored is None:  # closed: leave a message, the old way
+        with start_slot():
+            return _start(data, conn)
+    if conn.conversation_id and conn.conversation_id != stored["conversation_id"]:
+        leave_room(conv_room(conn.conversation_id))
+    conn.conversation_id = stored["conversation_id"]
+    return dict(stored, state="queued")
 
 
 def _start(data: dict, conn: ResidentConnection) -> dict:

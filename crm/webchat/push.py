@@ -17,6 +17,7 @@ import os
 import socket
 import time
 import uuid
+from collections import deque
 from typing import Optional
 
 
@@ -206,16 +207,119 @@ def run_assignment() -> list[Conversation]:
 # ---- the sweeper -------------------------------------------------------------------------------
 
 def ensure_sweeper(app) -> None:
-    """Start this process's sweeper and assigner once (on its first Socket.IO connection)."""
-    global _sweeper_started, _assign_wanted
+    """Start this process's sweeper, assigner and starter once (on its first Socket.IO connection)."""
+    global _sweeper_started, _assign_wanted, _start_wanted
     if not _sweeper_started:
         _sweeper_started = True
         _assign_wanted = socketio.server.eio.create_event()
+        _start_wanted = socketio.server.eio.create_event()
         socketio.start_background_task(_sweep_forever, app)
         socketio.start_background_task(_assign_forever, app)
+        socketio.start_background_task(_start_forever, app)
         from .. import realtime
 
         realtime.resubscribed.append(lambda: resync_local_clients(app))
+
+
+# ---- the starter: `start`s stored in batches ------------------------------------------------------
+
+_start_wanted = None  # the starter's wake-up Event
+_starts: deque = deque()  # [request, done Event, outcome]
+_starting: list = []  # the size of the batch being stored, while one is
+_assigning: list = []  # non-empty while an assignment pass runs
+START_BATCH = 500
+
+
+def submit_start(request: "service.StartRequest"):
+    """Have this process's starter store a chat; wait (holding no connection) and return its ack fields.
+
+    Returns None when webchat is closed (the caller takes the leave-a-message path); raises the
+    DomainError that refused it. A burst of starts is stored in a few transactions, not one each.
+    """
+    item = [request, socketio.server.eio.create_event(), None]
+    _starts.append(item)
+    _start_wanted.set()
+    item[1].wait()
+    if isinstance(item[2], Exception):
+        raise item[2]
+    return item[2]
+
+
+def _start_forever(app) -> None:
+    while True:
+        _start_wanted.wait()
+        _start_wanted.clear()
+        while _starts:
+            batch = [_starts.popleft() for _ in range(min(len(_starts), START_BATCH))]
+            _starting.append(len(batch))
+            with app.app_context():
+                try:
+                    _start_batch(batch)
+                finally:
+                    db.session.remove()
+                    _starting.clear()
+                    for item in batch:
+                        item[1].set()
+
+
+def _start_batch(batch) -> None:
+    """Store a batch of starts in one transaction; if it fails, store each on its own.
+
+    Each resident's socket joins its chat's room before the commit, so nothing said about the
+    chat after it (the assigner's `status`, an agent's first words) can miss them.
+    """
+    joined = []
+    try:
+        if not service.is_open():
+            db.session.rollback()
+            return  # outcome None: the handlers take the closed path themselves
+        outcomes = service.start_chats([item[0] for item in batch])
+        for item, outcome in zip(batch, outcomes):
+            if isinstance(outcome, dict):
+                joined.append(_join(item[0].sid, outcome["conversation_id"]))
+        db.session.commit()
+    except Exception:  # noqa: BLE001 - one bad start must not refuse the others: retried one by one
+        db.session.rollback()
+        _leave(joined)
+        log.exception("batched webchat start failed; storing the %d starts one by one", len(batch))
+        outcomes = []
+        for item in batch:
+            request = item[0]
+            joined = []
+            try:
+                conversation = service.start_chat(request.payload, request.visitor_id, request.ip)
+                outcome = {"conversation_id": conversation.id, "token": conversation.token}
+                joined.append(_join(request.sid, conversation.id))
+                db.session.commit()
+            except Exception as error:  # noqa: BLE001 - handed to its handler, which answers it
+                db.session.rollback()
+                _leave(joined)
+                outcome = error
+            outcomes.append(outcome)
+    for item, outcome in zip(batch, outcomes):
+        item[2] = outcome
+        if isinstance(outcome, dict):
+            chat_arrived(outcome["conversation_id"])
+
+
+def _join(sid, conversation_id: int):
+    if sid is not None:
+        socketio.server.enter_room(sid, conv_room(conversation_id), namespace=RESIDENT_NS)
+    return sid, conversation_id
+
+
+def _leave(joined) -> None:
+    for sid, conversation_id in joined:
+        if sid is not None:
+            socketio.server.leave_room(sid, conv_room(conversation_id), namespace=RESIDENT_NS)
+
+
+def _let_starts_go_first() -> None:
+    """Wait while starts are being stored: a resident's ack comes before assigning (or listing) the queue."""
+    for _ in range(200):  # at most ~2 s, so a steady stream of starts cannot hold assignment off
+        if not _starts and not _starting:
+            return
+        socketio.sleep(0.01)
 
 
 def _assign_forever(app) -> None:
@@ -224,7 +328,9 @@ def _assign_forever(app) -> None:
         if _assign_wanted.wait(app.config["WEBCHAT_SWEEP_SECONDS"]):
             # Let the rest of a burst of arrivals commit, so one pass serves them all.
             socketio.sleep(app.config["WEBCHAT_ASSIGN_GATHER_SECONDS"])
+        _let_starts_go_first()
         _assign_wanted.clear()
+        _assigning.append(True)
         with app.app_context():
             try:
                 run_assignment()
@@ -232,6 +338,7 @@ def _assign_forever(app) -> None:
                 db.session.rollback()
                 log.exception("webchat assignment pass failed")
             finally:
+                _assigning.clear()
                 db.session.remove()
 
 
@@ -247,7 +354,9 @@ def _sweep_forever(app) -> None:
                     db.session.commit()
                     last_beat = now_mono
                 sweep_once()
-                if _queue_dirty or now_mono - last_broadcast >= 15:
+                # Not while starts are stored or a pass is due: positions would be stale at once.
+                busy = _starts or _starting or _assigning or (_assign_wanted is not None and _assign_wanted.is_set())
+                if (_queue_dirty and not busy) or now_mono - last_broadcast >= 15:
                     _broadcast_queue()
                     last_broadcast = now_mono
             except Exception:  # noqa: BLE001 - the sweeper must outlive one bad turn

@@ -20,6 +20,7 @@ from sqlalchemy.orm import contains_eager
 
 from .. import visibility
 from ..auth.roles import ADMINS, CHAT_HOLDERS_SQL, CHAT_STAFF, SUPERVISORS
+from ..batching import stage, write_batch
 from ..cases.service import open_case
 from ..customers.identity import resolve_customer, set_case_contact
 from ..customers.timeline import record_contact
@@ -147,8 +148,18 @@ def chat_queue_for(topic: Optional[str]) -> Optional[Queue]:
     return by_code.get(f"webchat_{topic}") or by_code.get("webchat") or (queues[0] if queues else None)
 
 
-def start_chat(payload, visitor_id: Optional[str], ip: Optional[str]) -> Conversation:
-    """Start a chat from the pre-chat form: resolve the customer, queue the conversation."""
+@dataclass
+class StartRequest:
+    """What a resident's `start` asked for, as the batched starter takes it."""
+
+    payload: dict
+    visitor_id: Optional[str]
+    ip: Optional[str]
+    sid: Optional[str] = None  # the resident's socket, which joins the chat's room before the commit
+
+
+def _clean_start(payload, visitor_id):
+    """Validate the pre-chat form; return (name, email, phone, topic, visitor_id)."""
     if not isinstance(payload, dict):
         raise ValidationFailed("start needs an object", {"payload": ["must be an object"]})
     name = clean_text(payload.get("name"), "name", cfg("WEBCHAT_MAX_NAME_CHARS"))
@@ -157,12 +168,17 @@ def start_chat(payload, visitor_id: Optional[str], ip: Optional[str]) -> Convers
     topic = clean_text(payload.get("topic"), "topic", 60, required=False) or None
     if visitor_id is not None and (not isinstance(visitor_id, str) or len(visitor_id) > 64):
         visitor_id = None
-    by_visitor, by_ip = open_chats_for(visitor_id, ip)
+    return name, email, phone, topic, visitor_id
+
+
+def _too_many(by_visitor: int, by_ip: int) -> None:
     if by_visitor >= cfg("WEBCHAT_MAX_OPEN_PER_VISITOR") or by_ip >= cfg("WEBCHAT_MAX_OPEN_PER_IP"):
         raise DomainError("You already have a chat open", code="too_many_chats", status=429)
-    customer = resolve_customer(name, email, phone)
-    queue = chat_queue_for(topic)
-    now = utcnow()
+
+
+def _new_chat(fields, ip, queue, now) -> Conversation:
+    name, email, phone, topic, visitor_id = fields
+    customer = resolve_customer(name, email, phone, source="chat")
     conversation = Conversation(
         customer_id=customer.id, channel=CHANNEL, status="queued", subject=f"Webchat: {topic or 'general'}",
         token=secrets.token_urlsafe(32), queue_id=queue.id if queue else None, topic=topic, last_seq=0,
@@ -170,9 +186,78 @@ def start_chat(payload, visitor_id: Optional[str], ip: Optional[str]) -> Convers
     # One flush for both rows: the chat session takes the conversation's id through the relationship.
     conversation.chat = ChatSession(visitor_id=visitor_id, visitor_ip=ip, name=name, email=email, phone=phone,
                                     queued_at=now, priority=0)
+    return conversation
+
+
+def start_chat(payload, visitor_id: Optional[str], ip: Optional[str]) -> Conversation:
+    """Start a chat from the pre-chat form: resolve the customer, queue the conversation."""
+    fields = _clean_start(payload, visitor_id)
+    _too_many(*open_chats_for(fields[4], ip))
+    conversation = _new_chat(fields, ip, chat_queue_for(fields[3]), utcnow())
     db.session.add(conversation)
     db.session.flush()
     return conversation
+
+
+def _open_chats_by(column, values) -> dict:
+    if not values:
+        return {}
+    return dict(db.session.execute(select(column, func.count()).select_from(ChatSession).join(Conversation)
+                                   .where(Conversation.status.in_(LIVE_STATES), column.in_(list(values)))
+                                   .group_by(column)).all())
+
+
+def start_chats(requests) -> list:
+    """Start many chats in one flush; return per request {"conversation_id", "token"} or the DomainError refusing it.
+
+    What a burst of `start`s costs: two queries for every open-chat limit, one per resident only
+    for the identifiers they gave, and one multi-row INSERT per table. A first message is stored
+    with its chat (seq 1). Never commits; the caller commits before anyone is told.
+    """
+    results, accepted = [None] * len(requests), []
+    for n, request in enumerate(requests):
+        try:
+            fields = _clean_start(request.payload, request.visitor_id)
+            first = request.payload.get("message")
+            body = clean_text(first, "message", cfg("WEBCHAT_MAX_MESSAGE_CHARS")) \
+                if isinstance(first, str) and first.strip() else None
+            accepted.append((n, request, fields, body))
+        except DomainError as refusal:
+            results[n] = refusal
+    if not accepted:
+        return results
+    by_visitor = _open_chats_by(ChatSession.visitor_id, {f[4] for _, _, f, _ in accepted if f[4]})
+    by_ip = _open_chats_by(ChatSession.visitor_ip, {r.ip for _, r, _, _ in accepted if r.ip})
+    queues, now, made = {}, utcnow(), []
+    with write_batch(len(accepted)):
+        for n, request, fields, body in accepted:
+            visitor_id = fields[4]
+            try:
+                _too_many(by_visitor.get(visitor_id, 0) if visitor_id else 0,
+                          by_ip.get(request.ip, 0) if request.ip else 0)
+            except DomainError as refusal:
+                results[n] = refusal
+                continue
+            if visitor_id:
+                by_visitor[visitor_id] = by_visitor.get(visitor_id, 0) + 1
+            if request.ip:
+                by_ip[request.ip] = by_ip.get(request.ip, 0) + 1
+            topic = fields[3]
+            if topic not in queues:
+                queues[topic] = chat_queue_for(topic)
+            conversation = stage(_new_chat(fields, request.ip, queues[topic], now), flush=False)
+            if body is not None:
+                conversation.last_seq, conversation.last_message_at = 1, now
+                message = stage(Message(conversation_id=conversation.id, seq=1, author="resident",
+                                        direction="inbound", body=body, internal=False,
+                                        client_id=f"start-{conversation.id}", created_at=now), flush=False)
+                send_after_commit(message_stored, message_id=message.id, conversation_id=conversation.id,
+                                  channel=CHANNEL, author="resident", internal=False, source=CHANNEL)
+            made.append((n, conversation))
+        db.session.flush()
+    for n, conversation in made:
+        results[n] = {"conversation_id": conversation.id, "token": conversation.token}
+    return results
 
 
 def conversation_by_token(token) -> Conversation:
