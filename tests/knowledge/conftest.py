@@ -4,6 +4,7 @@ import pytest
 from crm.extensions import db as _db
 from crm.knowledge import articles as service
 from crm.knowledge.articles import ArticleChanges
+from crm.models import FormDefinition
 from tests import factories
 
 # A fixed set for search quality: (title, summary, body, keywords, service, audience).
@@ -63,3 +64,15 @@ def fixed_articles(services, editor):
             audience=audience, status="published"))
     _db.session.commit()
     return made
+
+
+@pytest.fixture
+def pothole_form(services):
+    """A published one-page pothole form with a free-text question (suggestions read it as it is typed)."""
+    form = FormDefinition(slug="report-a-pothole", title="Report a pothole", service_id=services["highways"].id,
+                          category_code="pothole", published=True,
+                          fields=[{"name": "details", "label": "Describe the problem", "type": "textarea",
+                                   "required": True}])
+    _db.session.add(form)
+    _db.session.commit()
+    return form

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import ArticleUse, Contact, FormDefinition, SelfServiceEvent
+from crm.models import ArticleUse, Contact, SelfServiceEvent
 from tests import factories
 from tests.conftest import PASSWORD
 from tests.portal.test_browser import assert_accessible
@@ -19,17 +19,6 @@ pytestmark = pytest.mark.browser
 def _sqlite_only(database_url):
     if not database_url.startswith("sqlite"):
         pytest.skip("the browser walks once; the database paths are covered on both backends")
-
-
-@pytest.fixture
-def pothole_form(services):
-    form = FormDefinition(slug="report-a-pothole", title="Report a pothole", service_id=services["highways"].id,
-                          category_code="pothole", published=True,
-                          fields=[{"name": "details", "label": "Describe the problem", "type": "textarea",
-                                   "required": True}])
-    db.session.add(form)
-    db.session.commit()
-    return form
 
 
 def test_a_resident_is_answered_by_a_suggestion_and_no_contact_is_raised(live_server, page, fixed_articles,

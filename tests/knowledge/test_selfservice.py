@@ -7,24 +7,13 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.models import ArticleUse, Contact, Conversation, FormDefinition, SelfServiceEvent
+from crm.models import ArticleUse, Contact, Conversation, SelfServiceEvent
 from tests import factories
 from tests.conftest import csrf_from
 
 
 def _count(**where):
     return db.session.scalar(select(func.count()).select_from(SelfServiceEvent).filter_by(**where))
-
-
-@pytest.fixture
-def pothole_form(services):
-    form = FormDefinition(slug="report-a-pothole", title="Report a pothole", service_id=services["highways"].id,
-                          category_code="pothole", published=True,
-                          fields=[{"name": "details", "label": "Describe the problem", "type": "textarea",
-                                   "required": True}])
-    db.session.add(form)
-    db.session.commit()
-    return form
 
 
 def test_each_resident_page_suggests_help_without_javascript(client, fixed_articles, pothole_form):
