@@ -141,6 +141,9 @@ class ContactIn(StrictSchema):
     started_at = AwareDateTime()
     ended_at = AwareDateTime()
     case = fields.Nested(CaseIn)
+    articles = fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1)),
+                           validate=validate.Length(max=20), load_default=list,
+                           metadata={"description": "ids of the help articles used with the caller"})
 
     @validates_schema
     def who_called(self, data, **kwargs):
@@ -153,9 +156,6 @@ class ContactOut(Schema):
     customer_id = fields.Integer()
     channel = fields.String()
     direction = fields.String()
-    articles = fields.List(fields.Integer(strict=True, validate=validate.Range(1, 2**31 - 1)),
-                           validate=validate.Length(max=20), load_default=list,
-                           metadata={"description": "ids of the help articles used with the caller"})
     category = fields.String(allow_none=True)
     outcome = fields.String()
     notes = fields.String(allow_none=True)

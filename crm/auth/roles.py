@@ -48,7 +48,7 @@ RECORDS_OFFICERS = (RECORDS,)
 RETENTION_EDITORS = (RECORDS, ADMIN)
 # Draft, publish and archive help articles (public help and staff guidance).
 ARTICLE_EDITORS = (EDITOR, SUPERVISOR)
-# Post and withdraw service notices shown on every channel.
-NOTICE_POSTERS = SUPERVISORS
 # Read the knowledge base and its guidance: everyone at the console, and the editors.
 KNOWLEDGE_READERS = CONSOLE_STAFF + (EDITOR,)
+# Post and withdraw service notices shown on every channel.
+NOTICE_POSTERS = SUPERVISORS

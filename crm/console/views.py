@@ -16,9 +16,9 @@ from ..customers.search import search_customers
 from ..customers.timeline import describe_event, timeline_page
 from ..errors import DomainError, NotFound
 from ..extensions import db
+from ..knowledge.articles import record_use as record_article_use
 from ..models import Case, Category, Customer, Service, utcnow
 from . import bp
-from ..knowledge.articles import record_use as record_article_use
 from .forms import OUTCOME_LABELS, CallForm, CustomerForm, MergeForm, SensitivityForm
 
 
@@ -170,11 +170,11 @@ def log_call_view(customer_id):
                                  category=form.category.data, notes=form.notes.data or "",
                                  outcome=form.outcome.data, started_at=started, ended_at=ended,
                                  case=case_request)
+        record_article_use(current_user, request.form.getlist("article_ids"), "phone", contact_id=contact.id)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
         flash(error.message, "error")
-        record_article_use(current_user, request.form.getlist("article_ids"), "phone", contact_id=contact.id)
         return _render_customer(record, form, error.status)
     message = "Call logged."
     if case:

@@ -334,20 +334,24 @@ def self_served_journeys(filters: ReportFilters, boundaries) -> dict[str, int]:
 
 
 def channel_shift(filters: ReportFilters) -> dict:
-    """Return contacts and estimated cost per channel per month, and the saving against all-phone."""
+    """Return contacts and estimated cost per channel per month, and the saving against all-phone.
+
+    Journeys that ended in self-service count as a channel of their own, priced at the web rate:
+    each is a contact that did not happen.
+    """
     groups = contact_groups(filters, "month")
     boundaries = groups.boundaries
     counts = {label: defaultdict(int) for label, _ in boundaries}
     for label, channel, count in groups.per_period:
         counts[label][channel] += count
+    for label, count in self_served_journeys(filters, boundaries).items():
+        counts[label][SELF_SERVICE] += count
     costs = channel_costs()
+    costs.setdefault(SELF_SERVICE, costs.get("web_form", DEFAULT_COST_PENCE["web_form"]))
     months = []
     for label, _ in boundaries:
         by_channel = counts[label]
-    for label, count in self_served_journeys(filters, boundaries).items():
-        counts[label][SELF_SERVICE] += count
         total = sum(by_channel.values())
-    costs.setdefault(SELF_SERVICE, costs.get("web_form", DEFAULT_COST_PENCE["web_form"]))
         cost = sum(n * costs.get(ch, costs["phone"]) for ch, n in by_channel.items())
         baseline = total * costs["phone"]
         months.append({
