@@ -1050,6 +1050,9 @@ def _settle(item: _Readable) -> IngestResult:
     elif conversation is None:
         waiting = _threads_to_join(parsed, customer, None)
         if waiting:  # replies that came before this message: it becomes their thread's start
+            item.route = item.route or route_email(parsed, item.recipients)
+            waiting = [c for c in waiting if _may_take(item.route.service, c)]
+        if waiting:
             conversation = _join_threads(waiting[0], waiting[1:])
     if conversation is not None:
         case = conversation.case
@@ -1318,6 +1321,7 @@ def _join_threads(conversation: Conversation, others: list) -> Conversation:
     merged into its case through the cases service (both histories kept, audited), and each
     joined conversation points at it, so its reply token still leads to the thread.
     """
+    others = [other for other in others if _may_join(conversation, other)]
     if not others:
         return conversation
     db.session.flush()
@@ -1374,6 +1378,22 @@ def _join_threads(conversation: Conversation, others: list) -> Conversation:
     db.session.expire(winner)
     _thread_index.get().joined(winner, losers)
     return winner
+
+
+def _may_join(one: Conversation, other: Conversation) -> bool:
+    """Say whether two threads may become one: never if that would open a sensitive service's case to others."""
+    cases = [_live_case(one.case), _live_case(other.case)]
+    if not any(case is not None and case.service is not None and case.service.sensitive for case in cases):
+        return True
+    return all(case is not None for case in cases) and cases[0].service_id == cases[1].service_id
+
+
+def _may_take(service: Optional[Service], conversation: Conversation) -> bool:
+    """Say whether a late first message bound for `service` may start a thread already stored."""
+    case = _live_case(conversation.case)
+    if not ((service is not None and service.sensitive) or (case is not None and case.service.sensitive)):
+        return True
+    return case is not None and service is not None and case.service_id == service.id
 
 
 def _live_case(case: Optional[Case]) -> Optional[Case]:

@@ -299,3 +299,25 @@ def test_the_peer_corpus_threads_exactly_in_directory_order(runner, services, tm
     counts = json.loads(result.output.strip().splitlines()[-1])
     assert (counts["ingested"], counts["threaded"], counts["auto_reply"]) == (
         manifest["counts"]["new"], manifest["counts"]["reply"], manifest["counts"]["autoreply"])
+
+
+def test_threads_of_a_sensitive_service_and_another_service_are_never_joined(services):
+    factories.service("adult_social_care", "Adult Social Care", email_address="care@council.example",
+                      categories=(("care_assessment", "Care assessment"),), sensitive=True)
+    parent, reply = render([
+        ("p", "ann", "highways@council.example", "Help at home", 0, None, [], False),
+        ("r", "ann", "care@council.example", "Re: Help at home", 5, "p", ["p"], False)], "care")
+    private = channel.receive(reply, source="smtp")
+    public = channel.receive(parent, source="smtp")
+    assert public.conversation_id != private.conversation_id  # joining would open the care case to all
+    care_case = db.session.scalar(select(Case).where(Case.reference == private.case_reference))
+    assert care_case.merged_into_id is None and care_case.service.sensitive
+    assert db.session.get(Conversation, private.conversation_id).merged_into_id is None
+    # The other way round: a late first mail to the sensitive service does not land in an ordinary thread.
+    parent, reply = render([
+        ("p", "ann", "care@council.example", "Carer visits", 10, None, [], False),
+        ("r", "ann", "highways@council.example", "Re: Carer visits", 15, "p", ["p"], False)], "care2")
+    ordinary = channel.receive(reply, source="smtp")
+    restricted = channel.receive(parent, source="smtp")
+    assert restricted.conversation_id != ordinary.conversation_id
+    assert db.session.get(Conversation, restricted.conversation_id).case.service.sensitive
