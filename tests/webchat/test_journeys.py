@@ -97,6 +97,7 @@ def test_supervisor_moves_a_queued_chat_and_agent_and_resident_see_it_live(app, 
     agent.chat_capacity = 0  # takes nothing by itself: the chat waits until the supervisor moves it
     db.session.commit()
     boss = make_user("supervisor", name="Sid Supervisor")
+    factories.customer("Lina Linked", phone="07700 900123")
 
     resident = page
     resident.goto(server.url + "/chat")
@@ -128,6 +129,13 @@ def test_supervisor_moves_a_queued_chat_and_agent_and_resident_see_it_live(app, 
         console.locator("article.chat-panel").get_by_role("heading", name="Queued Quentin").wait_for()
         resident.get_by_text("You are chatting with Mo Mover.").wait_for()
         assert console.title().startswith("(1) ")
+        # "Link to customer" finds the right record by phone instead of asking for an id.
+        panel = console.locator("article.chat-panel")
+        panel.get_by_label("Find the customer", exact=False).fill("07700 900123")
+        panel.get_by_role("button", name="Search").click()
+        panel.get_by_role("button", name="Link this chat to Lina Linked").click()
+        panel.get_by_text("Linked to Lina Linked.").wait_for()
+        assert panel.locator(".chat-customer-link").text_content().startswith("Lina Linked")
         # The move list on the open dashboard follows without a reload.
         resident.get_by_role("button", name="End chat").click()
         until(dashboard, "[...document.querySelectorAll('#move-conversation option')].some(o => o.textContent.includes('ended'))")
