@@ -84,33 +84,39 @@ def forget_socket(sid: str) -> None:
     db.session.execute(delete(StaffSocket).where(StaffSocket.sid == sid))
 
 
+def _note_ended(session, _context, _instances):
+    """Before a flush: note users whose stamp changed and tokens just revoked."""
+    ended = session.info.setdefault("ended_sessions", {"users": set(), "tokens": set()})
+    for obj in session.dirty:
+        if isinstance(obj, User) and inspect(obj).attrs.session_stamp.history.deleted:
+            ended["users"].add(obj.id)
+        elif isinstance(obj, ApiToken) and obj.revoked_at is not None \
+                and inspect(obj).attrs.revoked_at.history.has_changes():
+            ended["tokens"].add(obj.id)
+
+
+def _close_ended(session):
+    """After the commit: close the sockets of what it ended."""
+    if session.in_nested_transaction():
+        return
+    ended = session.info.pop("ended_sessions", None)
+    if ended and (ended["users"] or ended["tokens"]):
+        try:
+            close_sockets(ended["users"], ended["tokens"])
+        except Exception:  # noqa: BLE001 - every event re-checks the stamp anyway
+            log.exception("could not close ended staff sockets")
+
+
+def _forget_ended(session):
+    session.info.pop("ended_sessions", None)
+
+
 def install(session_factory) -> None:
-    """Close the sockets of users whose stamp changed, and of revoked tokens, once the change commits."""
-
-    @event.listens_for(session_factory, "before_flush")
-    def _note_ended(session, _context, _instances):
-        ended = session.info.setdefault("ended_sessions", {"users": set(), "tokens": set()})
-        for obj in session.dirty:
-            if isinstance(obj, User) and inspect(obj).attrs.session_stamp.history.deleted:
-                ended["users"].add(obj.id)
-            elif isinstance(obj, ApiToken) and obj.revoked_at is not None \
-                    and inspect(obj).attrs.revoked_at.history.has_changes():
-                ended["tokens"].add(obj.id)
-
-    @event.listens_for(session_factory, "after_commit")
-    def _close(session):
-        if session.in_nested_transaction():
-            return
-        ended = session.info.pop("ended_sessions", None)
-        if ended and (ended["users"] or ended["tokens"]):
-            try:
-                close_sockets(ended["users"], ended["tokens"])
-            except Exception:  # noqa: BLE001 - every event re-checks the stamp anyway
-                log.exception("could not close ended staff sockets")
-
-    @event.listens_for(session_factory, "after_rollback")
-    def _drop(session):
-        session.info.pop("ended_sessions", None)
+    """Close the sockets of users whose stamp changed, and of revoked tokens, once the change commits (hooks once)."""
+    for name, hook in (("before_flush", _note_ended), ("after_commit", _close_ended),
+                       ("after_rollback", _forget_ended)):
+        if not event.contains(session_factory, name, hook):
+            event.listen(session_factory, name, hook)
 
 
 def close_sockets(user_ids, token_ids) -> int:
@@ -127,6 +133,10 @@ def close_sockets(user_ids, token_ids) -> int:
     if local:  # later, in a green thread of its own: disconnect handlers commit, which cannot happen here
         socketio.start_background_task(_disconnect, server, local)
     _disconnect(server, [row for row in rows if tuple(row) not in local])  # other processes, via the queue
+    from eventlet import patcher
+
+    if not patcher.is_monkey_patched("thread"):
+        socketio.sleep(0.05)  # a CLI or worker process: let the queue's publisher task run before we exit
     return len(rows)
 
 

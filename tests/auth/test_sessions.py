@@ -214,3 +214,25 @@ def test_every_socket_event_checks_the_session_even_when_no_disconnect_reaches_t
     assert on_agent.call("presence", {"status": "busy"})["error"]["code"] == "unauthorized"
     assert on_agent.call("mine")["error"]["code"] == "unauthorized"
     assert on_supervisor.call("refresh")["error"]["code"] == "forbidden"
+
+
+def test_revoking_tokens_from_another_process_disconnects_sockets_through_redis(app, live, database_url, redis_url,
+                                                                                runner):
+    """`flask crm revoke-tokens` runs in a process of its own: the disconnect travels over the Socket.IO queue."""
+    from crm import create_app
+
+    _, socket = live
+    server = ServerProcess(database_url, redis_url=redis_url)
+    try:
+        agent = factories.user("agent")
+        secret = factories.token(agent)
+        watched = socket(server.url, "/agent", auth={"token": secret})
+        assert watched.call("presence", {"status": "busy"})["ok"]
+        cli_app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True, "REDIS_URL": redis_url,
+                              "SECRET_KEY": "test-secret"})
+        result = cli_app.test_cli_runner().invoke(args=["crm", "revoke-tokens", agent.email])
+        assert result.exit_code == 0 and '"revoked": 1' in result.output
+        assert watched.gone.wait(WAIT)
+    finally:
+        server.stop()
+        create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})  # the shared socketio without Redis
