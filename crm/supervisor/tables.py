@@ -1,6 +1,7 @@
 """The report tables: the same rows feed the page (under each chart) and the CSV downloads."""
 from dataclasses import dataclass, field
 
+from ..knowledge.notices import notice_demand
 from ..models import CHANNELS, PRESENCE_STATES
 from . import reports
 from .reports import ReportFilters
@@ -113,6 +114,15 @@ def open_data_table(rows: list[dict]) -> Table:
     return table
 
 
+def notice_demand_table(rows: list[dict]) -> Table:
+    table = Table("notice-demand", "Contacts about a service while its notice was live",
+                  ["service", "notice", "areas", "from", "to", "contacts"])
+    for r in rows:
+        table.rows.append([r["service"], r["message"], r["areas"] or "all", r["from"].date().isoformat(),
+                           r["to"].date().isoformat(), r["contacts"]])
+    return table
+
+
 def report_page_data(filters: ReportFilters) -> tuple[dict, dict[str, Table]]:
     """Compute each report of the page once; return (results by name, tables by name)."""
     results = {
@@ -121,6 +131,7 @@ def report_page_data(filters: ReportFilters) -> tuple[dict, dict[str, Table]]:
         "sla": reports.sla_report(filters),
         "failure": reports.failure_demand(filters),
         "states": reports.agent_states(filters),
+        "notices": notice_demand(filters.start_at, filters.end_at),
     }
     built = contact_tables(results["contacts"]) + [
         sla_table(results["sla"]),
@@ -128,6 +139,7 @@ def report_page_data(filters: ReportFilters) -> tuple[dict, dict[str, Table]]:
         agent_states_table(results["states"]),
         channel_shift_table(results["shift"]),
         summary_table(results["contacts"]),
+        notice_demand_table(results["notices"]),
     ]
     return results, {t.name: t for t in built}
 
@@ -140,6 +152,7 @@ def one_table(name: str, filters: ReportFilters) -> Table | None:
         "agent-states": lambda: agent_states_table(reports.agent_states(filters)),
         "channel-shift": lambda: channel_shift_table(reports.channel_shift(filters)),
         "open-data": lambda: open_data_table(reports.open_data(filters)),
+        "notice-demand": lambda: notice_demand_table(notice_demand(filters.start_at, filters.end_at)),
         "summary": lambda: summary_table(reports.contacts_report(filters)),
     }
     if name in builders:

@@ -134,3 +134,17 @@ def test_contacts_about_a_service_while_its_notice_was_live_are_counted(services
     db.session.commit()
     rows = notice_demand(now - timedelta(days=30), now + timedelta(minutes=1))
     assert [(r["notice"].id, r["contacts"]) for r in rows] == [(notice.id, 2)]
+
+
+def test_the_reports_page_shows_the_demand_a_notice_explains(client, auth, services, supervisor):
+    _post(supervisor, areas="")
+    customer = factories.customer()
+    db.session.flush()
+    db.session.add(Contact(customer_id=customer.id, channel="phone", category="missed_bin", occurred_at=utcnow()))
+    db.session.commit()
+    auth.login(supervisor)
+    page = client.get("/supervisor/reports").get_data(as_text=True)
+    assert "Service notices" in page and BIN_NOTICE in page
+    today = utcnow().date().isoformat()
+    csv = client.get(f"/supervisor/reports/notice-demand.csv?from={today}&to={today}")
+    assert csv.status_code == 200 and BIN_NOTICE in csv.get_data(as_text=True)
