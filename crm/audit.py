@@ -1,8 +1,8 @@
 """Write audit entries; called by services, committed with the change they record.
 
 A read that is audited (a sensitive case opened, a file downloaded) has no change to commit with:
-`init_app` commits it after the request answers successfully, so GET handlers and the helpers that
-render pages never commit themselves.
+`init_app` commits it after the request has answered, so GET handlers and the helpers that render
+pages never commit themselves.
 """
 from .extensions import db
 from .models import AuditLog
@@ -25,10 +25,15 @@ def audit(actor, action, target_type, target_id=None, **details):
 
 
 def init_app(app):
-    """Commit the audit entries of a request's reads once it has answered successfully."""
+    """Commit the audit entries of a request's reads once it has answered (a refusal's page too)."""
 
     @app.after_request
     def commit_audited_reads(response):
-        if db.session.info.pop(_PENDING, False) and response.status_code < 400 and db.session.new:
-            db.session.commit()
+        session = db.session
+        if not session.info.pop(_PENDING, False) or response.status_code >= 500:
+            return response
+        # Only a read's entries: anything else still pending belongs to a change its view chose not to commit.
+        if session.new and all(isinstance(o, AuditLog) for o in session.new) and not session.dirty \
+                and not session.deleted:
+            session.commit()
         return response

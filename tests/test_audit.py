@@ -16,7 +16,7 @@ def _committed_audit_rows(app) -> int:
         engine.dispose()
 
 
-def test_an_audited_read_is_committed_after_a_successful_answer_and_not_after_a_refusal(database_url):
+def test_an_audited_read_is_committed_after_the_answer_but_never_with_an_uncommitted_change(database_url):
     from tests.conftest import make_test_app
 
     app = make_test_app(database_url)
@@ -26,13 +26,26 @@ def test_an_audited_read_is_committed_after_a_successful_answer_and_not_after_a_
         audit(None, "case.view_sensitive", "case", 1)
         return "read", status
 
+    @app.get("/test-audited-with-change")
+    def audited_with_change():
+        from crm.models import Service
+
+        db.session.add(Service(code="uncommitted", name="A change the view did not commit"))
+        audit(None, "case.view_sensitive", "case", 1)
+        return "read"
+
     with app.app_context():
         before = _committed_audit_rows(app)
         client = app.test_client()
         assert client.get("/test-audited-read/200").status_code == 200
         assert _committed_audit_rows(app) == before + 1
-        assert client.get("/test-audited-read/403").status_code == 403
+        assert client.get("/test-audited-read/403").status_code == 403   # the refusal page still read it
+        assert _committed_audit_rows(app) == before + 2
+        assert client.get("/test-audited-read/500").status_code == 500
         db.session.rollback()
-        assert _committed_audit_rows(app) == before + 1
+        assert _committed_audit_rows(app) == before + 2
+        assert client.get("/test-audited-with-change").status_code == 200
+        db.session.rollback()
+        assert _committed_audit_rows(app) == before + 2
         db.session.execute(AuditLog.__table__.delete())
         db.session.commit()

@@ -98,7 +98,6 @@ def index(args):
 def read(duplicate_id):
     """Return one pair side by side with the reasons it was queued."""
     row = _visible(get_duplicate(duplicate_id))
-    db.session.commit()  # the audit entries of restricted reads
     return preview(row)
 
 

@@ -80,7 +80,6 @@ def _render_case(case, status=200, **forms):
     attachments = visible_attachments(current_user, case_attachments(case))
     resident = live_customer(case.customer)
     resident_emailed = any(i.kind == "email" for i in resident.identities) and wants_email_updates(resident)
-    db.session.commit()  # the audit entry of a sensitive read
     return render_template(
         "cases/case.html", case=case, labels=lifecycle.STATUS_LABELS, can_work=can_work(current_user, case),
         attachments=attachments, is_image=is_image, media_url=media_url if _web_url(media_url) else None,

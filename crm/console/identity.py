@@ -67,7 +67,6 @@ def _act(customer_id, action, success: str):
 def customer_details(customer_id):
     """Edit a customer's name, emails, phones and addresses, and say which are main."""
     customer = _live_customer_or_404(customer_id)
-    db.session.commit()  # the audit entry of a restricted read
     return render_template("console/customer_details.html", customer=customer)
 
 
@@ -140,7 +139,6 @@ def duplicate(duplicate_id):
     row = get_duplicate(duplicate_id)
     visibility.check_customer(current_user, row.customer)
     visibility.check_customer(current_user, row.other)
-    db.session.commit()  # the audit entries of restricted reads
     return render_template("console/duplicate.html", row=row, pair=preview(row), window_days=unmerge_window().days)
 
 

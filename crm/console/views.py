@@ -131,7 +131,6 @@ def _render_customer(record, form, status=200):
                            visibility.case_condition(current_user))
         .order_by(Case.created_at.desc())).all()
     show_sensitive = visibility.check_vulnerability(current_user, record)
-    db.session.commit()  # the audit entries of sensitive reads
     return render_template(
         "console/customer.html", customer=record, form=form, entries=entries, next_cursor=next_cursor,
         open_cases=open_cases, describe_event=describe_event, outcome_labels=OUTCOME_LABELS,

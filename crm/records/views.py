@@ -54,7 +54,6 @@ def customer_page(customer_id):
     if customer is None:
         raise NotFound(f"No customer {customer_id}")
     visibility.check_customer(current_user, customer)
-    db.session.commit()  # the audit entry of a restricted read
     family = customer_family(customer.id)
     account = db.session.scalar(select(ResidentAccount).join(
         CustomerIdentity, ResidentAccount.identity_id == CustomerIdentity.id).where(CustomerIdentity.customer_id == customer.id))
