@@ -13,6 +13,7 @@ from ..customers.identity import live_customer
 from ..customers.timeline import record_contact
 from ..errors import DomainError
 from ..extensions import db
+from ..web import act
 from ..navigation import add_nav_item
 from ..models import Case, Category, Contact, Customer, Open311Request, Queue, RoutingRule, Service, User
 from ..portal.accounts import wants_email_updates
@@ -112,15 +113,9 @@ def _act(reference, form_name, form_class, action, done_message, needs_work=True
     if not form.validate_on_submit():
         flash("Nothing was changed: check the form.", "error")
         return _render_case(case, 400, **{form_name: form})
-    try:
-        action(case, form)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return _render_case(db.session.get(Case, case.id), error.status)
-    flash(done_message, "success")
-    return redirect(url_for("cases.case_page", reference=case.reference))
+    return act(lambda: action(case, form), done_message,
+               lambda: redirect(url_for("cases.case_page", reference=case.reference)),
+               lambda error: _render_case(db.session.get(Case, case.id), error.status))
 
 
 @bp.route("/cases/<reference>/status", methods=["POST"])

@@ -13,6 +13,7 @@ from ..customers.identity import live_customer
 from ..customers.merge import merges_into, unmerge, unmerge_window
 from ..errors import DomainError, NotFound
 from ..extensions import db
+from ..web import act
 from ..models import Customer, CustomerMerge
 from . import bp
 
@@ -51,15 +52,8 @@ def identity_panel(customer) -> dict:
 def _act(customer_id, action, success: str):
     """Run one contact-details edit, commit, and return to the details page."""
     customer = _live_customer_or_404(customer_id)
-    try:
-        action(customer)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("console.customer_details", customer_id=customer.id), 303)
-    flash(success, "success")
-    return redirect(url_for("console.customer_details", customer_id=customer.id), 303)
+    back = lambda: redirect(url_for("console.customer_details", customer_id=customer.id), 303)  # noqa: E731
+    return act(lambda: action(customer), success, back, lambda error: back())
 
 
 @bp.route("/customers/<int:customer_id>/details")

@@ -10,6 +10,7 @@ from ..auth.access import roles_required
 from ..auth.roles import ARTICLE_EDITORS, KNOWLEDGE_READERS, NOTICE_POSTERS
 from ..errors import DomainError
 from ..extensions import db
+from ..web import act
 from ..models import ARTICLE_AUDIENCES, ARTICLE_STATUSES, ArticleFeedback, KnowledgeArticle, Service, ServiceNotice, utcnow
 from ..portal import COUNCIL_TZ
 from . import articles, notices, search
@@ -171,14 +172,8 @@ def notices_page():
 @roles_required(*NOTICE_POSTERS)
 def withdraw_notice(notice_id):
     """End a notice now."""
-    try:
-        notices.withdraw_notice(current_user, notice_id)
-        db.session.commit()
-        flash("Notice withdrawn", "success")
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    return redirect(url_for("knowledge.notices_page"))
+    back = lambda: redirect(url_for("knowledge.notices_page"))  # noqa: E731
+    return act(lambda: notices.withdraw_notice(current_user, notice_id), "Notice withdrawn", back, lambda error: back())
 
 
 def _local_datetime(day: str, time: str, name: str) -> datetime:

@@ -9,6 +9,7 @@ from ..auth.access import roles_required
 from ..auth.roles import SUPERVISORS
 from ..errors import DomainError
 from ..extensions import db
+from ..web import act
 from ..models import CHANNELS, Queue, User
 from . import actions, bp, reports, tables
 from .csvout import csv_response
@@ -60,17 +61,8 @@ def _back(anchor: str = ""):
 
 
 def _act(anchor: str, do, success: str):
-    """Run an action, commit, flash the outcome and go back to the dashboard (4xx on refusal)."""
-    try:
-        do()
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        detail = "; ".join(m for ms in error.fields.values() for m in ms)
-        flash(f"{error.message}{': ' + detail if detail else ''}", "error")
-        return _render_dashboard(error.status)
-    flash(success, "success")
-    return _back(anchor)
+    """Run an action and go back to the dashboard (its page again, 4xx, on refusal)."""
+    return act(do, success, lambda: _back(anchor), lambda error: _render_dashboard(error.status))
 
 
 def _int_field(name: str):
