@@ -1150,6 +1150,10 @@ class ThreadIndex:
         message_ids = {mid for item in items for mid in _thread_ids(item.parsed)}
         references = {f"CAS-{ref}".upper() for item in items for ref in CASE_REF_RE.findall(item.parsed.subject)}
         tokens = {token for item in items for token in _tokens(item.parsed, item.recipients)}
+        # Advisory locks per sender first (PostgreSQL), before anything is read: two sessions taking
+        # a reply and the mail it answers (or two first mails of a new sender) at the same moment would
+        # each miss the other's uncommitted rows.
+        _lock_senders(addresses)
         if addresses:
             index.customers = dict.fromkeys(addresses)
             for identity in db.session.scalars(
@@ -1164,9 +1168,6 @@ class ThreadIndex:
                        OutboundEmail.created_at >= utcnow() - ACK_WINDOW)
                 .group_by(OutboundEmail.to_address)).all())
         if any(item.parsed.message_id for item in items):
-            # Advisory locks per sender (PostgreSQL): two sessions taking a reply and the mail it
-            # answers at the same moment would each miss the other's uncommitted rows.
-            _lock_senders(addresses)
             index.load_waiting({item.parsed.message_id for item in items if item.parsed.message_id})
         if message_ids:
             pairs = db.session.execute(select(Message.email_message_id, Message.conversation_id)
