@@ -9,6 +9,7 @@ re-subscribes within a second. After the listener was cut off it runs the `resub
 callbacks, so areas re-send what their clients may have missed from other processes.
 """
 import collections
+import threading
 import logging
 import time
 
@@ -36,6 +37,7 @@ class ResilientRedisManager(RedisManager):
         self._publisher = None
         self._wake = None
         self._publisher_started = False
+        self._inline_lock = threading.Lock()
 
     # ---- publishing ----------------------------------------------------------------------------
 
@@ -45,9 +47,11 @@ class ResilientRedisManager(RedisManager):
             self.backlog.popleft()
             self.dropped += 1  # the listeners' resync after the outage re-reads what this loses
         self.backlog.append(data)
-        if not self._publisher_started:
-            if self.server is None:  # a write-only user with no server: publish inline
+        if self.server is None or getattr(self.server, "async_mode", "eventlet") != "eventlet":
+            # A worker or CLI process: no ack waits on it, and the process may end before a task would run.
+            with self._inline_lock:
                 return self._send_all()
+        if not self._publisher_started:
             self._publisher_started = True
             self._wake = self.server.eio.create_event()
             self.server.start_background_task(self._publish_forever)
