@@ -872,7 +872,7 @@ def leave_message(conversation: Conversation, body, email=None) -> str:
     body = clean_text(body, "message", cfg("WEBCHAT_MAX_MESSAGE_CHARS"))
     email = clean_text(email, "email", 254, required=False) or conversation.chat.email
     if email and email != conversation.chat.email:
-        resolve_customer(conversation.chat.name, email, None)
+        resolve_customer(conversation.chat.name, email, None, source="chat")
         conversation.chat.email = email
     store_message(conversation.id, "resident", body)
     transcript = "\n".join(f"{m.author}: {m.body}" for m in messages_after(conversation.id, 0))
