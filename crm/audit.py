@@ -4,6 +4,8 @@ A read that is audited (a sensitive case opened, a file downloaded) has no chang
 `init_app` commits it after the request has answered, so GET handlers and the helpers that render
 pages never commit themselves.
 """
+from flask import request
+
 from .extensions import db
 from .models import AuditLog
 
@@ -32,8 +34,9 @@ def init_app(app):
         session = db.session
         if not session.info.pop(_PENDING, False) or response.status_code >= 500:
             return response
-        # Only a read's entries: anything else still pending belongs to a change its view chose not to commit.
-        if session.new and all(isinstance(o, AuditLog) for o in session.new) and not session.dirty \
-                and not session.deleted:
+        # A read (GET) commits as its handler used to; after a write, only when nothing but the read's
+        # entries is pending (anything else belongs to a change its view chose not to commit).
+        only_entries = all(isinstance(o, AuditLog) for o in session.new) and not session.dirty and not session.deleted
+        if request.method in ("GET", "HEAD") or only_entries:
             session.commit()
         return response
