@@ -96,8 +96,8 @@ def feedback(slug):
 @limiter.limit("30 per minute")
 def answered():
     """"This answered my question" from the chat form, a web form or /track: a contact not needed."""
-    surface = request.form.get("surface") or (request.get_json(silent=True) or {}).get("surface")
-    slug = request.form.get("article") or (request.get_json(silent=True) or {}).get("article")
+    sent = request.form or request.get_json(silent=True) or {}  # a no-JavaScript form post, or help-suggest.js
+    surface, slug = sent.get("surface"), sent.get("article")
     if surface not in SELF_SERVICE_SURFACES:
         surface = "help"
     try:

@@ -1,6 +1,6 @@
 """Staff pages: the knowledge base (read by all staff, edited by editors), guidance for the console's
 panels, and service notices (posted by supervisors)."""
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -183,7 +183,7 @@ def _local_datetime(day: str, time: str, name: str) -> datetime:
                                  datetime.strptime((time or "").strip(), "%H:%M").time())
     except ValueError:
         raise DomainError("Check the notice", {name: ["Enter a date like 2027-03-31 and a time like 17:00"]}) from None
-    return local.replace(tzinfo=COUNCIL_TZ).astimezone(tz=utcnow().tzinfo)
+    return local.replace(tzinfo=COUNCIL_TZ).astimezone(timezone.utc)
 
 
 @bp.route("/uses", methods=["POST"])
