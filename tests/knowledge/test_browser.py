@@ -29,7 +29,10 @@ def test_a_resident_is_answered_by_a_suggestion_and_no_contact_is_raised(live_se
     suggestion = page.locator(".help-suggestions__live").get_by_role("link", name="How we repair potholes")
     suggestion.wait_for()
     assert_accessible(page, checked)
-    page.locator(".help-suggestions__live").get_by_role("button", name="This answered my question").first.click()
+    # The thanks show at once; the count is stored when the POST returns, so wait for it.
+    with page.expect_response(lambda response: "/help/answered" in response.url) as answered:
+        page.locator(".help-suggestions__live").get_by_role("button", name="This answered my question").first.click()
+    assert answered.value.ok
     page.get_by_text("Glad we could help").wait_for()
     db.session.expire_all()
     assert db.session.scalar(select(func.count()).select_from(SelfServiceEvent).where(
