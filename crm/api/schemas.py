@@ -137,7 +137,8 @@ class ContactIn(StrictSchema):
     caller = fields.Nested(CallerIn)
     category = Text(60, allow_none=True)
     notes = Text(20000, load_default="")
-    outcome = fields.String(load_default="resolved_first_time", validate=validate.OneOf(OUTCOMES))
+    # Required: a default would count every contact that left it out as resolved at first contact.
+    outcome = fields.String(required=True, validate=validate.OneOf(OUTCOMES))
     started_at = AwareDateTime()
     ended_at = AwareDateTime()
     case = fields.Nested(CaseIn)

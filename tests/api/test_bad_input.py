@@ -57,7 +57,7 @@ def test_malformed_json_is_400(client, agent_headers):
 def test_unknown_ids_are_404(client, agent_headers):
     assert_error_shape(client.get("/api/v1/customers/999999", headers=agent_headers), 404)
     assert_error_shape(client.get("/api/v1/customers/999999/timeline", headers=agent_headers), 404)
-    response = client.post("/api/v1/contacts", json={"channel": "phone", "customer_id": 999999},
+    response = client.post("/api/v1/contacts", json={"channel": "phone", "customer_id": 999999, "outcome": "signposted"},
                            headers=agent_headers)
     assert_error_shape(response, 404)
     assert_error_shape(client.get("/api/v1/nowhere", headers=agent_headers), 404)

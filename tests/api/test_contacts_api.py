@@ -43,3 +43,11 @@ def test_case_raised_without_a_case_is_refused(client, agent_headers, app):
     response = client.post("/api/v1/contacts", headers=agent_headers, json={
         "channel": "phone", "customer_id": jane.id, "outcome": "case_raised"})
     assert response.status_code == 422 and "case" in response.json["error"]["fields"]
+
+
+def test_a_contact_without_an_outcome_is_refused_rather_than_counted_as_resolved(client, agent_headers, app):
+    jane = factories.customer("Jane Resident")
+    response = client.post("/api/v1/contacts", headers=agent_headers, json={
+        "channel": "phone", "customer_id": jane.id, "notes": "Asked about bins"})
+    assert response.status_code == 422 and "outcome" in response.json["error"]["fields"]
+    assert db.session.query(Contact).count() == 0
