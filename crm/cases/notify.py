@@ -60,7 +60,7 @@ def send_to_customer(customer, subject: str, body: str, case=None):
         .order_by(Conversation.id.desc()).limit(1))
     if conversation is None:
         conversation = email_channel.new_conversation(customer, subject, case=case, status="resolved",
-                                                      queue=email_channel._email_queue_for(case.service))
+                                                      queue=email_channel.email_queue_for(case.service))
     return email_channel.queue_email(conversation, kind="notification", to_address=address, to_name=customer.name,
                                      subject=email_channel.subject_for(conversation, subject), body=body,
                                      author="system")

@@ -3,6 +3,8 @@ import pytest
 from sqlalchemy import func, select, text
 
 from crm.channels import email as channel
+from crm.channels.email import ingest as ingest_pipeline
+from crm.channels.email.threads import ThreadIndex
 from crm.extensions import db
 from crm.models import Case, Contact, Conversation, Customer, InboundEmail, Message, OutboundEmail
 from tests.channels.mailbuilder import raw_email
@@ -75,7 +77,7 @@ def test_a_message_that_breaks_processing_is_quarantined_and_the_rest_of_its_bat
             raise RuntimeError("routing blew up")
         return real_route(parsed, recipients)
 
-    monkeypatch.setattr(channel, "route_email", route_or_fail)
+    monkeypatch.setattr(ingest_pipeline, "route_email", route_or_fail)
     results = ingest(raw_email(subject="Pothole", message_id="keep-1@example.org"),
                      raw_email(subject="Explodes"),
                      raw_email(subject="Re: Pothole", in_reply_to="keep-1@example.org"))
@@ -143,7 +145,7 @@ def test_a_batch_holds_the_stored_conversations_it_numbers_until_it_commits(app,
         pytest.skip("SQLite's batch holds the database write lock instead")
     first = channel.receive(raw_email(subject="Pothole", message_id="locked-1@example.org"), source="smtp")
     reply = channel.parse_email(raw_email(subject="Re: Pothole", in_reply_to="locked-1@example.org"))
-    index = channel.ThreadIndex.load([channel._Readable(None, reply, [], None)])
+    index = ThreadIndex.load([ingest_pipeline._Readable(None, reply, [], None)])
     assert index.locked == {first.conversation_id}
     other = create_engine(db.engine.url)
     try:

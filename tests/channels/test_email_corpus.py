@@ -5,6 +5,7 @@ import pytest
 from sqlalchemy import select
 
 from crm.channels import email as channel
+from crm.channels.email import parse
 from crm.extensions import db
 from crm.models import Conversation, CustomerIdentity, InboundEmail, Message, OutboundEmail
 from tests import factories
@@ -191,7 +192,7 @@ def test_the_plain_mailbox_shortcut_answers_only_for_plain_mailboxes_and_agrees_
     from email import policy
     from email.parser import BytesHeaderParser
 
-    shortcut = channel._plain_mailbox(value)
+    shortcut = parse._plain_mailbox(value)
     assert (shortcut is not None) == plain
     if plain:
         modern = BytesHeaderParser(policy=policy.default).parsebytes(f"From: {value}\n\n".encode())["From"]

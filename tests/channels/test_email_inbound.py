@@ -4,6 +4,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 
 from crm.channels import email as channel
+from crm.channels.email import ingest as ingest_pipeline
 from crm.extensions import db
 from crm.models import (
     Case, Contact, Conversation, InboundEmail, Message, OutboundEmail, utcnow,
@@ -207,7 +208,7 @@ def test_an_unexpected_error_quarantines_with_its_reason_and_leaves_no_half_made
     def broken_route(parsed, recipients):
         raise RuntimeError("routing table missing")
 
-    monkeypatch.setattr(channel, "route_email", broken_route)
+    monkeypatch.setattr(ingest_pipeline, "route_email", broken_route)
     result = receive(raw_email(subject="Pothole"))
     assert result.status == "quarantined" and "routing table missing" in result.reason
     assert count(Conversation) == 0 and count(Contact) == 0  # the savepoint rolled back
