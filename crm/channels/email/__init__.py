@@ -1,0 +1,25 @@
+"""The email channel: parse what arrived, thread it, recognise automatic mail, send what goes out.
+
+parse (raw message → ParsedEmail) → automatic (auto-replies, bounces, loops) → ingest (store first,
+then process in batches) → threads (which conversation a message continues) and routing (where a new
+enquiry goes); outbound stores and queues what we send, delivery sends it over SMTP. Only the names
+code outside the package uses are re-exported here.
+"""
+from .delivery import deliver, requeue_stalled, retry_send, smtp_send
+from .ingest import (
+    ATTACHMENT_URL, Arrival, IngestResult, dedupe_key, receive, receive_many, reprocess, sweep_unprocessed,
+)
+from .outbound import (
+    deliverable_address, queue_email, reply_to_conversation, resolve_conversation, send_to_customer, subject_for,
+)
+from .parse import parse_email, safe_filename, sanitise_html, trim_reply
+from .routing import CHANNEL, email_queue_for, route_email
+from .threads import new_conversation
+
+__all__ = [
+    "ATTACHMENT_URL", "CHANNEL", "Arrival", "IngestResult", "dedupe_key", "deliver", "deliverable_address",
+    "email_queue_for", "new_conversation", "parse_email", "queue_email", "receive", "receive_many",
+    "reply_to_conversation", "reprocess", "requeue_stalled", "resolve_conversation", "retry_send", "route_email",
+    "safe_filename", "sanitise_html", "send_to_customer", "smtp_send", "subject_for", "sweep_unprocessed",
+    "trim_reply",
+]
