@@ -90,7 +90,7 @@ def _render_dashboard(status: int = 200):
 
 def _chat_topics(snapshot) -> list[tuple[str, str]]:
     """Return the topics a supervisor can give as skills: the chat form's, then any others in use."""
-    from ..webchat.service import TOPICS
+    from ..webchat.rules import TOPICS
 
     known = dict(TOPICS)
     extra = sorted({t for a in snapshot["agents"] for t in a.get("chat_skills", ())} - set(known))

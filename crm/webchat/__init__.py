@@ -6,7 +6,7 @@ bp = Blueprint("webchat", __name__)
 
 def register(app, api):
     """Register webchat's pages, settings and Socket.IO handlers on the app."""
-    from . import settings, views, events, push  # noqa: F401  (events registers handlers on import)
+    from . import settings, views, resident_events, agent_events, push  # noqa: F401  (the events modules register handlers on import)
     from ..navigation import add_nav_item
 
     settings.init_app(app)

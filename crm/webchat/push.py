@@ -25,7 +25,7 @@ from .. import visibility
 from ..extensions import db, socketio
 from ..models import Conversation, Message, utcnow
 from ..signals import message_stored
-from . import service
+from . import assignment, chats, hours, messages, rules
 
 log = logging.getLogger("crm.webchat")
 
@@ -73,7 +73,7 @@ def chat_arrived(conversation_id: int) -> None:
 
 def deliver(message, conversation_id: int, holder_id: Optional[int], skip_sid=None) -> None:
     """Send a stored message (a Message or its wire form) to the resident, unless internal, and to the agent."""
-    data = message if isinstance(message, dict) else service.serialise_message(message)
+    data = message if isinstance(message, dict) else messages.serialise_message(message)
     if not data.get("internal"):
         socketio.emit("message", data, namespace=RESIDENT_NS, to=conv_room(conversation_id), skip_sid=skip_sid)
     if holder_id:
@@ -82,7 +82,7 @@ def deliver(message, conversation_id: int, holder_id: Optional[int], skip_sid=No
 
 
 def status_of(conversation: Conversation, position: Optional[int] = None, outlook=None) -> dict:
-    """Return the resident's view of where their chat stands (outlook: service.queue_outlook())."""
+    """Return the resident's view of where their chat stands (outlook: assignment.queue_outlook())."""
     state = {"queued": "queued", "assigned": "assigned"}.get(conversation.status, "ended")
     if conversation.chat and conversation.chat.offline_reference:
         state = "offline"
@@ -90,8 +90,8 @@ def status_of(conversation: Conversation, position: Optional[int] = None, outloo
     status = {"state": state, "conversation_id": conversation.id, "as_of": conversation.updated_at.isoformat()}
     if state == "queued":
         if position is None:
-            position = service.queue_position(conversation)
-        seconds_per_place, open_now = outlook or service.queue_outlook()
+            position = assignment.queue_position(conversation)
+        seconds_per_place, open_now = outlook or assignment.queue_outlook()
         status["position"] = position
         status["estimated_wait_seconds"] = int((position or 1) * seconds_per_place)
         status["offline_offer"] = bool(conversation.chat.offline_offered_at) or not open_now
@@ -125,8 +125,8 @@ def chat_summary(conversation: Conversation, for_everyone: bool = False) -> dict
 
 def queue_items(waiting=None) -> list[dict]:
     """Return the waiting list as agents' consoles show it (related rows loaded in bulk)."""
-    waiting = service.waiting_chats() if waiting is None else waiting
-    related = service.load_related(waiting)  # noqa: F841 - keeps them in the identity map
+    waiting = assignment.waiting_chats() if waiting is None else waiting
+    related = chats.load_related(waiting)  # noqa: F841 - keeps them in the identity map
     return [chat_summary(c, for_everyone=True) for c in waiting]
 
 
@@ -136,12 +136,12 @@ def assigned_news(conversations) -> list[tuple[int, dict, dict]]:
     Built before the commit that makes the assignment durable: after it every attribute
     read would re-load its row.
     """
-    related = service.load_related(conversations)  # noqa: F841 - keeps them in the identity map
-    messages = service.messages_of([c.id for c in conversations])
+    related = chats.load_related(conversations)  # noqa: F841 - keeps them in the identity map
+    by_chat = messages.messages_of([c.id for c in conversations])
     news = []
     for conversation in conversations:
         data = chat_summary(conversation)
-        data["messages"] = [service.serialise_message(m) for m in messages[conversation.id]]
+        data["messages"] = [messages.serialise_message(m) for m in by_chat[conversation.id]]
         news.append((conversation.assignee_id, data, status_of(conversation)))
     return news
 
@@ -170,9 +170,9 @@ def push_unassigned(conversation_id: int, user_id: int, reason: str) -> None:
 
 def push_queue() -> None:
     """Send the waiting list to all agents and each waiting resident their position."""
-    waiting = service.waiting_chats()
+    waiting = assignment.waiting_chats()
     items = queue_items(waiting)
-    outlook = service.queue_outlook() if waiting else None
+    outlook = assignment.queue_outlook() if waiting else None
     statuses = [status_of(c, position, outlook) for position, c in enumerate(waiting, start=1)]
     db.session.commit()  # ends the read; emits may switch greenlets for a while
     socketio.emit("queue", {"items": items}, namespace=AGENT_NS, to="agents")
@@ -186,12 +186,12 @@ def run_assignment() -> list[Conversation]:
     Also tells each chat started here since the last pass where it stands, if still waiting.
     """
     untold = set(_untold)  # committed before this pass reads the queue, so the pass sees them
-    result = service.assign_waiting(wait=True)
+    result = assignment.assign_waiting(wait=True)
     news = assigned_news(result.made) if result.made else []
     statuses = []
     waiting_ids = [c.id for c in result.waiting]
     if untold & set(waiting_ids):
-        outlook = service.queue_outlook()
+        outlook = assignment.queue_outlook()
         statuses = [status_of(c, position, outlook) for position, c in enumerate(result.waiting, start=1)
                     if c.id in untold]
     db.session.commit()
@@ -230,7 +230,7 @@ _assigning: list = []  # non-empty while an assignment pass runs
 START_BATCH = 500
 
 
-def submit_start(request: "service.StartRequest"):
+def submit_start(request: "chats.StartRequest"):
     """Have this process's starter store a chat; wait (holding no connection) and return its ack fields.
 
     Returns None when webchat is closed (the caller takes the leave-a-message path); raises the
@@ -270,10 +270,10 @@ def _start_batch(batch) -> None:
     """
     joined = []
     try:
-        if not service.is_open():
+        if not hours.is_open():
             db.session.rollback()
             return  # outcome None: the handlers take the closed path themselves
-        outcomes = service.start_chats([item[0] for item in batch])
+        outcomes = chats.start_chats([item[0] for item in batch])
         for item, outcome in zip(batch, outcomes):
             if isinstance(outcome, dict):
                 joined.append(_join(item[0].sid, outcome["conversation_id"]))
@@ -287,7 +287,7 @@ def _start_batch(batch) -> None:
             request = item[0]
             joined = []
             try:
-                conversation = service.start_chat(request.payload, request.visitor_id, request.ip)
+                conversation = chats.start_chat(request.payload, request.visitor_id, request.ip)
                 outcome = {"conversation_id": conversation.id, "token": conversation.token}
                 joined.append(_join(request.sid, conversation.id))
                 db.session.commit()
@@ -350,7 +350,7 @@ def _sweep_forever(app) -> None:
             try:
                 now_mono = time.monotonic()
                 if now_mono - last_beat >= app.config["WEBCHAT_HEARTBEAT_SECONDS"]:
-                    service.heartbeat(local_agent_sids)
+                    assignment.heartbeat(local_agent_sids)
                     db.session.commit()
                     last_beat = now_mono
                 sweep_once()
@@ -375,10 +375,10 @@ def _broadcast_queue() -> None:
 def sweep_once() -> None:
     """One turn: expire dead sockets, requeue absent agents' chats, offer leave-a-message, assign."""
     now = utcnow()
-    service.expire_dead_sockets(now)
-    moved = service.requeue_from_absent_agents(now)
-    offered = service.offer_offline(now)
-    notes = [(conversation.id, old_agent, service.serialise_message(note)) for conversation, old_agent, note in moved]
+    assignment.expire_dead_sockets(now)
+    moved = assignment.requeue_from_absent_agents(now)
+    offered = assignment.offer_offline(now)
+    notes = [(conversation.id, old_agent, messages.serialise_message(note)) for conversation, old_agent, note in moved]
     db.session.commit()
     for conversation_id, old_agent, note in notes:
         push_unassigned(conversation_id, old_agent, "requeued")
@@ -399,17 +399,17 @@ def resync_local_clients(app) -> None:
     a `resync` to drop chats that left them; residents get their chat's status and its latest
     message, whose seq makes a widget that missed some fetch them with `resume`.
     """
-    from .events import residents  # noqa: PLC0415  (events imports this module)
+    from .resident_events import residents  # noqa: PLC0415  (resident_events imports this module)
 
     with app.app_context():
         try:
             agent_sids = dict(local_agent_sids)
             resident_sids = {sid: conn.conversation_id for sid, conn in list(residents.items()) if conn.conversation_id}
-            held = service.held_chats(set(agent_sids.values()))
+            held = chats.held_chats(set(agent_sids.values()))
             news = assigned_news(held) if held else []
-            chats = {c.id: c for c in service.chats_by_id(set(resident_sids.values()))}
-            statuses = {cid: status_of(c) for cid, c in chats.items()}
-            latest = service.latest_messages(list(chats))
+            live = {c.id: c for c in chats.chats_by_id(set(resident_sids.values()))}
+            statuses = {cid: status_of(c) for cid, c in live.items()}
+            latest = messages.latest_messages(list(live))
             items = queue_items()
             db.session.commit()
         except Exception:  # noqa: BLE001 - clients still resume on their next reconnect
@@ -438,14 +438,14 @@ def resync_local_clients(app) -> None:
 @message_stored.connect
 def deliver_stored_elsewhere(sender, **payload):
     """Deliver to the resident a chat message another area stored (e.g. POST /conversations/{id}/reply)."""
-    if payload.get("source") == service.CHANNEL:
+    if payload.get("source") == rules.CHANNEL:
         return  # our own handlers deliver their messages
     message_id = payload.get("message_id")
     if message_id is None:
         return
     try:
         message = db.session.get(Message, message_id)
-        if message is None or message.conversation.channel != service.CHANNEL:
+        if message is None or message.conversation.channel != rules.CHANNEL:
             return
         deliver(message, message.conversation_id, message.conversation.assignee_id)
     except Exception:  # noqa: BLE001 - a failed push must not fail the request that stored it
@@ -479,7 +479,7 @@ def _push_move(app, conversation_id: int, from_agent_id: Optional[int], to_agent
                 return
             if from_agent_id and from_agent_id != to_agent_id:
                 push_unassigned(conversation.id, from_agent_id, "moved by a supervisor")
-            if conversation.channel != service.CHANNEL:
+            if conversation.channel != rules.CHANNEL:
                 if to_agent_id and to_agent_id != from_agent_id:
                     socketio.emit("work_assigned", {"conversation_id": conversation.id, "channel": conversation.channel,
                                                     "subject": conversation.subject or ""},

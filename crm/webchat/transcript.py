@@ -9,7 +9,7 @@ from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..jobs import app_config, job
 from ..models import ChatSession, Conversation, CustomerIdentity
-from . import service
+from . import messages
 
 ONLY_YOUR_ADDRESS = "We can only send the transcript to the email address you gave when you started the chat"
 
@@ -46,7 +46,7 @@ def claim_transcript(conversation: Conversation, requested) -> str:
 def transcript_text(conversation: Conversation) -> str:
     """Return the resident-visible messages of a chat as plain text."""
     lines = [f"Your webchat with the council ({conversation.created_at:%d %B %Y})", ""]
-    for message in service.messages_after(conversation.id, 0):
+    for message in messages.messages_after(conversation.id, 0):
         who = {"resident": "You", "agent": message.author_user.name if message.author_user else "Adviser",
                "system": "Council"}[message.author]
         lines.append(f"[{message.created_at:%H:%M}] {who}: {message.body}")

@@ -6,10 +6,10 @@ from ..auth.access import roles_required
 from ..extensions import db
 from ..models import OUTCOMES, CannedReply, Queue, Service, User
 from ..security import public_url
-from . import bp, service
+from . import bp, hours, rules
 from .settings import allowed_origins
 
-TOPICS = [("", "Something else"), *service.TOPICS]
+TOPICS = [("", "Something else"), *rules.TOPICS]
 
 
 def _embeddable(response):
@@ -24,8 +24,8 @@ def _embeddable(response):
 def chat():
     """The resident chat page (also the widget's frame when ?embed=1)."""
     embed = request.args.get("embed") == "1"
-    opens = service.next_opening()
-    page = render_template("webchat/chat.html", embed=embed, topics=TOPICS, open_now=service.is_open(),
+    opens = hours.next_opening()
+    page = render_template("webchat/chat.html", embed=embed, topics=TOPICS, open_now=hours.is_open(),
                            opens_at=opens, max_chars=current_app.config["WEBCHAT_MAX_MESSAGE_CHARS"])
     return _embeddable(make_response(page))
 
@@ -52,12 +52,12 @@ def console():
     """The agent's chat console: waiting chats, my chats side by side with each customer's timeline."""
     services = db.session.scalars(select(Service).where(Service.active.is_(True)).order_by(Service.name)).all()
     categories = {s.code: [(c.code, c.name) for c in s.categories if c.active] for s in services}
-    queues = db.session.scalars(select(Queue).where(Queue.channel == service.CHANNEL).order_by(Queue.name)).all()
+    queues = db.session.scalars(select(Queue).where(Queue.channel == rules.CHANNEL).order_by(Queue.name)).all()
     agents = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(("agent", "supervisor")))
                                 .order_by(User.name)).all()
     # Canned replies written for chat or for any channel (email ones carry email placeholders).
     canned = db.session.scalars(select(CannedReply).where(
-        or_(CannedReply.channel.is_(None), CannedReply.channel == service.CHANNEL)).order_by(CannedReply.title)).all()
+        or_(CannedReply.channel.is_(None), CannedReply.channel == rules.CHANNEL)).order_by(CannedReply.title)).all()
     return render_template("webchat/console.html", services=services, categories=categories, queues=queues,
                            agents=agents, canned=canned, outcomes=OUTCOMES)
 

@@ -100,9 +100,9 @@ def test_opening_hours_are_stored_where_webchat_reads_them(app, supervisor_clien
     assert [(r.weekday, r.opens, r.closes) for r in rows] == \
         [(d, time(8, 30), time(18)) for d in range(5)] + [(5, time(9), time(12, 30))]
     assert len(_audits("supervisor.set_opening_hours")) == 1
-    from crm.webchat import service  # the webchat area reads the same rows
+    from crm.webchat import hours  # the webchat area reads the same rows
 
-    assert service.next_opening() is not None
+    assert hours.next_opening() is not None
 
 
 @pytest.mark.parametrize("opens, closes", [("18:00", "09:00"), ("9am", "5pm"), ("09:00", "")])

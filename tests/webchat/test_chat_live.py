@@ -228,7 +228,7 @@ def test_agent_who_disconnects_has_chats_requeued_at_the_head_after_grace(app, s
 def test_out_of_hours_the_chat_becomes_a_case_with_a_reference(server, clients):
     from datetime import time as clock
 
-    from crm.webchat.service import local_now
+    from crm.webchat.hours import local_now
 
     factories.service(code="council_tax", name="Council Tax", categories=(("council_tax_bill", "Bill"),))
     tomorrow = (local_now().weekday() + 1) % 7

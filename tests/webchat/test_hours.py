@@ -3,7 +3,7 @@ from datetime import datetime, time, timezone
 
 from crm.extensions import db
 from crm.models import OpeningHours
-from crm.webchat import service
+from crm.webchat import hours
 
 
 def weekdays_nine_to_five():
@@ -12,22 +12,22 @@ def weekdays_nine_to_five():
 
 
 def test_with_no_hours_configured_webchat_is_always_open(app):
-    assert service.is_open(datetime(2026, 12, 25, 3, 0, tzinfo=timezone.utc))
-    assert service.next_opening() is None
+    assert hours.is_open(datetime(2026, 12, 25, 3, 0, tzinfo=timezone.utc))
+    assert hours.next_opening() is None
 
 
 def test_open_on_a_weekday_closed_at_night_weekends_and_bank_holidays(app):
     weekdays_nine_to_five()
-    assert service.is_open(datetime(2026, 12, 23, 10, 0, tzinfo=timezone.utc))  # Wednesday
-    assert not service.is_open(datetime(2026, 12, 23, 18, 30, tzinfo=timezone.utc))
-    assert not service.is_open(datetime(2026, 12, 26, 10, 0, tzinfo=timezone.utc))  # Saturday
-    assert not service.is_open(datetime(2026, 12, 25, 10, 0, tzinfo=timezone.utc))  # Christmas Day
-    assert not service.is_open(datetime(2026, 8, 31, 10, 0, tzinfo=timezone.utc))  # summer bank holiday
+    assert hours.is_open(datetime(2026, 12, 23, 10, 0, tzinfo=timezone.utc))  # Wednesday
+    assert not hours.is_open(datetime(2026, 12, 23, 18, 30, tzinfo=timezone.utc))
+    assert not hours.is_open(datetime(2026, 12, 26, 10, 0, tzinfo=timezone.utc))  # Saturday
+    assert not hours.is_open(datetime(2026, 12, 25, 10, 0, tzinfo=timezone.utc))  # Christmas Day
+    assert not hours.is_open(datetime(2026, 8, 31, 10, 0, tzinfo=timezone.utc))  # summer bank holiday
     # British Summer Time: 08:30 UTC is 09:30 in London.
-    assert service.is_open(datetime(2026, 7, 1, 8, 30, tzinfo=timezone.utc))
+    assert hours.is_open(datetime(2026, 7, 1, 8, 30, tzinfo=timezone.utc))
 
 
 def test_next_opening_skips_the_christmas_bank_holidays(app):
     weekdays_nine_to_five()
-    opens = service.next_opening(datetime(2026, 12, 24, 18, 0, tzinfo=timezone.utc))
+    opens = hours.next_opening(datetime(2026, 12, 24, 18, 0, tzinfo=timezone.utc))
     assert opens.isoformat() == "2026-12-29T09:00:00+00:00"  # 25th, weekend and Boxing Day substitute skipped
