@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from email import policy
 from email.header import decode_header, make_header
-from email.message import Message as MimeMessage
+from email.message import EmailMessage, Message as MimeMessage
 from email.parser import BytesParser
-from email.policy import EmailPolicy
+from email.policy import EmailPolicy, compat32
 from email.utils import getaddresses, parsedate_to_datetime
 from functools import lru_cache
 from html.parser import HTMLParser
@@ -151,6 +151,16 @@ def _unfolded(mime: MimeMessage, name: str) -> str:
     return without_surrogates("".join(_LINESEPS.split(raw_values[0])).strip()) if raw_values else ""
 
 
+# The headers the modern policy reads as structured values (addresses, dates, MIME fields); any
+# other header is unstructured text, which it only unfolds and decodes.
+_STRUCTURED = frozenset(READ_POLICY.header_factory.registry) - {"subject"}
+
+
+def _modern(name: str, raw: str):
+    """Return a raw header value read by the modern policy, as `mime.get(name)` would (parsed once per value)."""
+    return READ_POLICY.header_fetch_parse(name, raw)
+
+
 def header_text(mime: MimeMessage, name: str) -> str:
     """Return a header decoded to text; fall back to the raw value when the modern parser gives up."""
     raw_values = _raw_headers(mime, name)
@@ -160,11 +170,14 @@ def header_text(mime: MimeMessage, name: str) -> str:
         if re.search("[\udc80-\udcff]", raw):
             # Raw 8-bit bytes in a header (against the RFC, but common): UTF-8, else Windows-1252.
             return _decode_words(_decode_bytes(raw.encode("ascii", "surrogateescape"), None))
+    raw = raw_values[0]
+    if "=?" not in raw and raw.isascii() and name.lower() not in _STRUCTURED:
+        # Plain unstructured text: the modern policy would only unfold it (tests/channels/test_email_parse.py).
+        return "".join(_LINESEPS.split(raw))
     try:
-        value = mime.get(name)
-        return "" if value is None else without_surrogates(str(value))
+        return without_surrogates(str(_modern(name, raw)))
     except Exception:  # noqa: BLE001 - a malformed header must not stop the message
-        return _decode_words(raw_values[0])
+        return _decode_words(raw)
 
 
 def without_surrogates(text: str) -> str:
@@ -214,7 +227,7 @@ def header_addresses(mime: MimeMessage, name: str) -> list:
     plain = _plain_mailbox(raw_values[0]) if len(raw_values) == 1 else None
     pairs = [plain] if plain is not None else []
     try:
-        value = mime.get(name) if plain is None else None
+        value = _modern(name, raw_values[0]) if plain is None else None
         if value is not None and getattr(value, "addresses", None) is not None:
             pairs = [(a.display_name, a.addr_spec) for a in value.addresses]
     except Exception:  # noqa: BLE001
@@ -301,9 +314,104 @@ def _is_attachment(part: MimeMessage) -> bool:
     return part.get_content_maintype() != "multipart"
 
 
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_PARAMS = rf'(?:[ \t]*;[ \t]*{_TOKEN}[ \t]*=[ \t]*(?:{_TOKEN}|"[^"\\\\]*"))*[ \t]*;?[ \t]*'
+# MIME header values written as the RFC says, which the modern policy reads back as the same text.
+_WELL_FORMED = {
+    "content-type": re.compile(rf"[ \t]*{_TOKEN}/{_TOKEN}{_PARAMS}"),
+    "content-disposition": re.compile(rf"[ \t]*{_TOKEN}{_PARAMS}"),
+    "content-transfer-encoding": re.compile(rf"[ \t]*{_TOKEN}[ \t]*"),
+    "content-id": re.compile(r"[ \t]*<[^<>\s\"()\\=]*>[ \t]*"),
+}
+
+
+def _read_mime(raw: bytes) -> MimeMessage:
+    """Parse the MIME tree, keeping header values as the raw strings they are.
+
+    The modern policy parses every header it touches (the parser alone reads Content-Type several
+    times per part), which was most of the cost of a message. compat32 keeps the raw values, and
+    `header_text`/`header_addresses` read the few we need as the modern policy would. The body and
+    attachment logic reads MIME headers through `Message` methods that treat a raw value and the
+    modern parse of it alike when the value is plain ASCII; a message with any other MIME header
+    (encoded words, comments, escapes, raw 8-bit bytes) or a message inside it is read with the
+    modern policy, as before (tests/channels/test_email_parse.py compares the two).
+    """
+    try:
+        mime = BytesParser(policy=compat32).parsebytes(raw)
+        if _plain_mime(mime):
+            return mime
+    except Exception:  # noqa: BLE001 - whatever compat32 cannot read, the modern policy reads as before
+        pass
+    return BytesParser(policy=READ_POLICY).parsebytes(raw)
+
+
+def _plain_mime(mime: MimeMessage) -> bool:
+    """Say whether every MIME header of every part is well formed; unfold the folded ones as the modern policy does."""
+    for part in mime.walk():
+        for name, value in part.raw_items():
+            grammar = _WELL_FORMED.get(name.lower())
+            if grammar is None:
+                continue
+            if "\r" in value or "\n" in value:
+                if len(part.get_all(name, ())) > 1:
+                    return False  # replace_header would unfold only the first
+                value = "".join(_LINESEPS.split(value))
+                part.replace_header(name, value)
+            if not value.isascii() or "=?" in value or not grammar.fullmatch(value):
+                return False
+        if part.get_content_maintype() == "message":
+            return False
+    return True
+
+
+def _body_part(mime: MimeMessage, preferencelist: tuple):
+    """Return the part `EmailMessage.get_body(preferencelist)` would, for a message of either policy."""
+    if isinstance(mime, EmailMessage):
+        return mime.get_body(preferencelist=preferencelist)
+    best, body = len(preferencelist), None
+    for priority, part in _find_body(mime, mime, preferencelist):
+        if priority < best:
+            best, body = priority, part
+            if priority == 0:
+                break
+    return body
+
+
+def _find_body(top: MimeMessage, part: MimeMessage, preferencelist: tuple):
+    """The standard library's EmailMessage._find_body, reading raw header values (quirks kept)."""
+    if (part.get_content_disposition() or "") == "attachment":
+        return
+    maintype, subtype = part.get_content_type().split("/")
+    if maintype == "text":
+        if subtype in preferencelist:
+            yield (preferencelist.index(subtype), part)
+        return
+    if maintype != "multipart" or not top.is_multipart():  # sic: the top message, as the standard library
+        return
+    if subtype != "related":
+        if part.is_multipart():
+            for subpart in part.get_payload():
+                yield from _find_body(top, subpart, preferencelist)
+        return
+    if "related" in preferencelist:
+        yield (preferencelist.index("related"), part)
+    candidate = None
+    start = part.get_param("start")
+    if start:
+        for subpart in (part.get_payload() if part.is_multipart() else []):
+            if subpart["content-id"] == start:
+                candidate = subpart
+                break
+    if candidate is None:
+        subparts = part.get_payload()
+        candidate = subparts[0] if subparts else None
+    if candidate is not None:
+        yield from _find_body(top, candidate, preferencelist)
+
+
 def parse_email(raw: bytes, *, max_attachment_bytes: int = 10 * 1024 * 1024) -> ParsedEmail:
-    """Parse raw RFC 5322 bytes with the modern email API, tolerating every malformation we can."""
-    mime = BytesParser(policy=READ_POLICY).parsebytes(raw)
+    """Parse raw RFC 5322 bytes, tolerating every malformation we can; headers are read as the modern email API reads them."""
+    mime = _read_mime(raw)
     parsed = ParsedEmail(mime=mime)
     parsed.defects = [type(d).__name__ for d in getattr(mime, "defects", [])][:20]
     # Message-IDs and the date are read from the raw values: the modern parser's header objects
@@ -339,8 +447,8 @@ def _read_body(parsed: ParsedEmail, max_attachment_bytes: int) -> None:
     mime = parsed.mime
     text_part = html_part = None
     try:
-        text_part = mime.get_body(preferencelist=("plain",))
-        html_part = mime.get_body(preferencelist=("html",))
+        text_part = _body_part(mime, ("plain",))
+        html_part = _body_part(mime, ("html",))
     except Exception:  # noqa: BLE001 - broken trees: fall back to walking the leaves below
         pass
     leaves = list(leaf_parts(mime))
