@@ -84,10 +84,22 @@ def _fields_from_webargs(error: HTTPException) -> dict:
     fields = {}
     for location, found in messages.items():
         if isinstance(found, dict):
-            fields.update(found)
+            fields.update(_flat_messages(found))
         else:
             fields[location] = found
     return fields
+
+
+def _flat_messages(messages: dict, prefix: str = "") -> dict:
+    """Name a nested field's messages by its path ("address.postcode", "articles.0"), as the error body documents."""
+    flat = {}
+    for name, found in messages.items():
+        path = f"{prefix}{name}"
+        if isinstance(found, dict):
+            flat.update(_flat_messages(found, f"{path}."))
+        else:
+            flat[path] = [str(m) for m in found] if isinstance(found, list) else [str(found)]
+    return flat
 
 
 def init_app(app):

@@ -14,6 +14,10 @@ council would publish on a public map (Open311: publicly reported, non-sensitive
 The rest of the app uses the predicates (`can_see_*`), the checks (`check_*`, which raise
 `Forbidden` for staff and `NotFound` for residents and anonymous callers, so nothing leaks
 that a record exists), the SQL conditions for lists (`*_condition`) and `redact_timeline`.
+
+One module of about 600 lines on purpose: a predicate and the SQL condition for the same list must
+change together and be reviewed side by side, and every path imports the whole policy from one
+place. Its sections (what owns what, predicates, audited checks, lists, redaction) keep it navigable.
 """
 import time
 from dataclasses import dataclass, field
@@ -503,12 +507,6 @@ class RedactedEntry:
     label: str
     channel: Optional[str] = None
     redacted: bool = True
-
-    def as_dict(self) -> dict:
-        """Return the API form: when and what kind, never what it says."""
-        return {"id": self.id, "kind": self.source_kind, "channel": self.channel, "direction": None,
-                "occurred_at": self.occurred_at.isoformat(), "summary": self.label, "redacted": True,
-                "case_reference": None, "conversation_id": None}
 
 
 def redaction_label(case: Optional[Case] = None, conversation: Optional[Conversation] = None,

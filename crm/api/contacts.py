@@ -18,7 +18,7 @@ blp = api_blueprint("contacts", __name__, "Contacts on any channel", "/contacts"
 def create(data):
     """Log a contact for a known customer or a caller (resolved by email/phone)."""
     case = CaseRequest(**data["case"]) if data.get("case") else None
-    contact, raised = log_call(
+    contact, _ = log_call(
         current_user,
         customer_id=data.get("customer_id"),
         caller=data.get("caller"),
@@ -33,17 +33,4 @@ def create(data):
     )
     record_article_use(current_user, data["articles"], contact.channel, contact_id=contact.id)
     db.session.commit()
-    return {
-        "id": contact.id,
-        "customer_id": contact.customer_id,
-        "channel": contact.channel,
-        "direction": contact.direction,
-        "category": contact.category,
-        "outcome": contact.outcome,
-        "notes": contact.notes,
-        "occurred_at": contact.occurred_at,
-        "started_at": contact.started_at,
-        "ended_at": contact.ended_at,
-        "handle_seconds": contact.handle_seconds,
-        "case_reference": raised.reference if raised else None,
-    }
+    return contact

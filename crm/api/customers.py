@@ -11,20 +11,21 @@ from ..customers.identity import (
 )
 from ..customers.merge import merge_customers
 from ..customers.search import search_customers
-from ..customers.timeline import serialise_entry, timeline_page
+from ..customers.timeline import timeline_page
 from ..customers.sensitivity import set_restricted, set_vulnerability
 from ..errors import Forbidden, NotFound
 from ..extensions import db
 from ..models import Customer
 from . import api_blueprint
 from .schemas import (
-    CustomerIn, CustomerList, CustomerOut, CustomerPatch, MergeIn, SearchArgs, StrictSchema, TimelineArgs,
-    TimelineOut,
+    CaseEventEntryOut, ContactEntryOut, CustomerIn, CustomerList, CustomerOut, CustomerPatch, MergeIn,
+    RedactedEntryOut, SearchArgs, StrictSchema, TimelineArgs, TimelineOut,
 )
 
 blp = api_blueprint("customers", __name__, "Customers, identities and the unified timeline",
                     "/customers")
-WRITERS = FRONT_LINE
+# Each kind of timeline entry has its own shape.
+ENTRY_SHAPES = {"contact": ContactEntryOut(), "case_event": CaseEventEntryOut(), "redacted": RedactedEntryOut()}
 
 
 def get_customer_or_404(customer_id: int) -> Customer:
@@ -45,7 +46,7 @@ def search(args):
 
 
 @blp.post("")
-@roles_required(*WRITERS)
+@roles_required(*FRONT_LINE)
 @blp.arguments(CustomerIn)
 @blp.response(201, CustomerOut)
 def create(data):
@@ -65,7 +66,7 @@ def read(customer_id):
 
 
 @blp.patch("/<int:customer_id>")
-@roles_required(*WRITERS)
+@roles_required(*FRONT_LINE)
 @blp.arguments(CustomerPatch)
 @blp.response(200, CustomerOut)
 def patch(data, customer_id):
@@ -85,7 +86,7 @@ def patch(data, customer_id):
 
 
 @blp.post("/<int:customer_id>/merge")
-@roles_required(*WRITERS)
+@roles_required(*FRONT_LINE)
 @blp.arguments(MergeIn)
 @blp.response(200, CustomerOut)
 def merge(data, customer_id):
@@ -107,8 +108,7 @@ def timeline(args, customer_id):
     customer = visibility.check_customer(current_user, get_customer_or_404(customer_id))
     entries, next_cursor = timeline_page(customer.id, args["limit"], args["before"])
     entries = visibility.redact_timeline(current_user, entries)
-    return {"items": [row.as_dict() if kind == "redacted" else serialise_entry(kind, row) for kind, row in entries],
-            "next": next_cursor}
+    return {"items": [ENTRY_SHAPES[kind].dump(row) for kind, row in entries], "next": next_cursor}
 
 
 class SensitivityIn(StrictSchema):

@@ -1,8 +1,11 @@
 """Shared marshmallow schemas of the API (inputs validated, outputs documented)."""
 from datetime import timezone
 
-from marshmallow import Schema, fields, validate, validates_schema, ValidationError, RAISE
+from typing import Callable
 
+from marshmallow import Schema, fields, missing, validate, validates_schema, ValidationError, RAISE
+
+from ..customers.timeline import describe_event
 from ..models import CHANNELS, DIRECTIONS, IDENTITY_SOURCES, OUTCOMES, PRIORITIES
 
 
@@ -17,8 +20,15 @@ Text = lambda n, **kw: fields.String(validate=validate.Length(max=n), **kw)  # n
 AwareDateTime = lambda **kw: fields.AwareDateTime(default_timezone=timezone.utc, **kw)  # noqa: E731
 
 
-class ErrorSchema(Schema):
-    error = fields.Dict(metadata={"description": '{"code", "message", "fields"}'})
+def computed(field: fields.Field, compute: Callable[[object], object]) -> fields.Field:
+    """Make an output field whose value is compute(obj), dumped and documented as `field` (a list, a string…)."""
+    field.get_value = lambda obj, attr, accessor=None, default=missing: compute(obj)
+    return field
+
+
+def related(path: str, field=fields.String, **kw) -> fields.Field:
+    """Make an output field read through a relation ("actor.name") that is null when the relation is empty."""
+    return field(attribute=path, allow_none=True, dump_default=None, **kw)
 
 
 class AddressIn(StrictSchema):
@@ -66,8 +76,8 @@ class AddressOut(Schema):
 class CustomerOut(Schema):
     id = fields.Integer()
     name = fields.String()
-    email = fields.String(attribute="primary_email")
-    phone = fields.String(attribute="primary_phone")
+    email = fields.String(attribute="primary_email", allow_none=True)
+    phone = fields.String(attribute="primary_phone", allow_none=True)
     identities = fields.List(fields.Nested(IdentityOut))
     addresses = fields.List(fields.Nested(AddressOut))
     merged_into_id = fields.Integer(allow_none=True)
@@ -99,18 +109,53 @@ class TimelineArgs(Schema):
 
 
 class TimelineEntryOut(Schema):
+    """What every timeline entry has; a contact and a case event each add their own fields."""
+
     id = fields.Integer()
     kind = fields.String(metadata={"enum": ["contact", "case_event"]})
     channel = fields.String(allow_none=True)
     direction = fields.String(allow_none=True)
-    occurred_at = fields.String()
+    occurred_at = fields.DateTime()
     summary = fields.String()
-    case_reference = fields.String(allow_none=True)
+    case_reference = related("case.reference")
     conversation_id = fields.Integer(allow_none=True)
 
 
+class ContactEntryOut(TimelineEntryOut):
+    kind = fields.Constant("contact")
+    category = fields.String(allow_none=True)
+    outcome = fields.String()
+    notes = fields.String(allow_none=True)
+    handle_seconds = fields.Integer(allow_none=True)
+    agent = related("agent.name")
+
+
+class CaseEventEntryOut(TimelineEntryOut):
+    kind = fields.Constant("case_event")
+    channel = related("case.source_channel")
+    direction = fields.Constant(None)
+    summary = computed(fields.String(), describe_event)
+    conversation_id = fields.Constant(None)
+    # The event's own kind (created, routed, note…): `kind` says which sort of entry this is.
+    event = computed(fields.String(), lambda event: event.kind)
+    body = fields.String(allow_none=True)
+    public = fields.Boolean()
+
+
+class RedactedEntryOut(TimelineEntryOut):
+    """An entry the viewer may know exists but not read (crm.visibility): when and what kind, never what it says."""
+
+    kind = fields.String(attribute="source_kind")
+    summary = fields.String(attribute="label")
+    direction = fields.Constant(None)
+    case_reference = fields.Constant(None)
+    conversation_id = fields.Constant(None)
+    redacted = fields.Constant(True)
+
+
 class TimelineOut(Schema):
-    items = fields.List(fields.Dict())
+    items = fields.List(fields.Dict(), metadata={
+        "description": "ContactEntryOut, CaseEventEntryOut or RedactedEntryOut, newest first"})
     next = fields.String(allow_none=True)
 
 
@@ -164,4 +209,4 @@ class ContactOut(Schema):
     started_at = fields.DateTime(allow_none=True)
     ended_at = fields.DateTime(allow_none=True)
     handle_seconds = fields.Integer(allow_none=True)
-    case_reference = fields.String(allow_none=True)
+    case_reference = related("case.reference")

@@ -10,9 +10,7 @@ from ..errors import Forbidden, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Contact, Customer, User
 from . import service as cases
-from .queries import (
-    active_services, can_work, check_view, hidden_services, serialise_case, serialise_summary, work_list,
-)
+from .queries import active_services, can_work, check_view, work_list
 from .schemas import (
     AttachIn, CaseListArgs, CaseListOut, CaseOut, CasePatch, MergeCaseIn, NearbyArgs, NewCaseIn,
     ServiceList, SplitIn,
@@ -20,8 +18,6 @@ from .schemas import (
 
 blp = api_blueprint("cases_api", __name__, "Cases: raise, route, work, merge and split", "/cases")
 services_blp = api_blueprint("services_api", __name__, "Services and their categories", "/services")
-
-RAISERS = CASE_RAISERS
 
 
 def _contact(contact_id) -> Contact:
@@ -67,12 +63,11 @@ def list_cases(args):
         assignee_id=current_user.id if args["assigned"] == "me" else None,
         unassigned=args["assigned"] == "nobody", page=args["page"], per_page=args["per_page"],
         viewer=current_user)
-    return {"items": [serialise_summary(c) for c in items], "page": args["page"],
-            "per_page": args["per_page"], "has_next": has_next}
+    return {"items": items, "page": args["page"], "per_page": args["per_page"], "has_next": has_next}
 
 
 @blp.post("")
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 @blp.arguments(NewCaseIn)
 @blp.response(201, CaseOut)
 def create(data):
@@ -87,7 +82,7 @@ def create(data):
         source_channel=contact.channel if contact else "phone",
         location_address=data["location_address"], latitude=data["latitude"], longitude=data["longitude"])
     db.session.commit()
-    return serialise_case(case)
+    return case
 
 
 @blp.get("/nearby")
@@ -98,7 +93,7 @@ def nearby(args):
     """Suggest open cases of a category near a point or address (attach instead of duplicating)."""
     found = cases.nearby_open_cases(args["category"], latitude=args["lat"], longitude=args["long"],
                                     address=args["address"], radius_m=args["radius"], viewer=current_user)
-    return {"items": [serialise_summary(c) for c in found], "page": 1, "per_page": len(found), "has_next": False}
+    return {"items": found, "page": 1, "per_page": len(found), "has_next": False}
 
 
 @blp.get("/<reference>")
@@ -108,11 +103,11 @@ def read(reference):
     """Return a case with its full history."""
     case = cases.get_case(reference)
     check_view(current_user, case)
-    return serialise_case(case)
+    return case
 
 
 @blp.patch("/<reference>")
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 @blp.arguments(CasePatch)
 @blp.response(200, CaseOut)
 def patch(data, reference):
@@ -134,11 +129,11 @@ def patch(data, reference):
     if "public_update" in data:
         cases.post_public_update(case, data["public_update"], current_user)
     db.session.commit()
-    return serialise_case(case)
+    return case
 
 
 @blp.post("/<reference>/merge")
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 @blp.arguments(MergeCaseIn)
 @blp.response(200, CaseOut)
 def merge(data, reference):
@@ -150,11 +145,11 @@ def merge(data, reference):
         raise Forbidden("You may not change this case")
     kept = cases.merge_cases(source, target, current_user, data["reason"])
     db.session.commit()
-    return serialise_case(kept)
+    return kept
 
 
 @blp.post("/<reference>/split")
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 @blp.arguments(SplitIn)
 @blp.response(201, CaseOut)
 def split(data, reference):
@@ -163,11 +158,11 @@ def split(data, reference):
     new_case = cases.split_contact(case, _contact(data["contact_id"]), current_user, title=data["title"],
                                    service_code=data["service"], category=data["category"])
     db.session.commit()
-    return serialise_case(new_case)
+    return new_case
 
 
 @blp.post("/<reference>/contacts")
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 @blp.arguments(AttachIn)
 @blp.response(200, CaseOut)
 def attach(data, reference):
@@ -176,7 +171,7 @@ def attach(data, reference):
     check_view(current_user, case)
     cases.attach_contact(case, _contact(data["contact_id"]), current_user)
     db.session.commit()
-    return serialise_case(case)
+    return case
 
 
 @services_blp.get("")
@@ -184,5 +179,4 @@ def attach(data, reference):
 @services_blp.response(200, ServiceList)
 def list_services():
     """List the active services with their category codes and SLA hours."""
-    return {"items": [{"code": s.code, "name": s.name, "categories": [c.code for c in s.categories if c.active],
-                       "sla_hours": s.sla_hours} for s in active_services()]}
+    return {"items": active_services()}

@@ -1,8 +1,10 @@
 """Schemas of the cases API (inputs strict, outputs documented)."""
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from ..api.schemas import StrictSchema, Text
-from ..models import CASE_STATUSES, PRIORITIES
+from ..api.schemas import StrictSchema, Text, computed, related
+from ..extensions import db
+from ..models import CASE_STATUSES, PRIORITIES, Case
+from . import lifecycle
 
 
 class AssigneeField(fields.Field):
@@ -85,55 +87,71 @@ class NearbyArgs(Schema):
 class EventOut(Schema):
     id = fields.Integer()
     kind = fields.String()
-    actor = fields.String(allow_none=True)
-    from_value = fields.String(data_key="from", attribute="from", allow_none=True)
-    to_value = fields.String(data_key="to", attribute="to", allow_none=True)
+    actor = related("actor.name")
+    from_value = fields.String(data_key="from", allow_none=True)
+    to_value = fields.String(data_key="to", allow_none=True)
     body = fields.String(allow_none=True)
     public = fields.Boolean()
-    occurred_at = fields.String()
+    occurred_at = fields.DateTime()
 
 
-class CaseOut(Schema):
-    reference = fields.String()
-    customer_id = fields.Integer()
-    customer_name = fields.String()
-    service = fields.String()
-    service_name = fields.String()
-    queue = fields.String(allow_none=True)
-    category = fields.String()
-    title = fields.String()
-    description = fields.String()
-    status = fields.String()
-    priority = fields.String()
-    source_channel = fields.String(allow_none=True)
-    assignee = fields.Dict(allow_none=True)
-    location = fields.Dict(allow_none=True)
-    sla_hours = fields.Integer(allow_none=True)
-    first_response_due_at = fields.String(allow_none=True)
-    first_responded_at = fields.String(allow_none=True)
-    sla_due_at = fields.String(allow_none=True)
-    sla_breached = fields.Boolean()
-    sla_at_risk = fields.Boolean()
-    resolved_at = fields.String(allow_none=True)
-    closed_at = fields.String(allow_none=True)
-    created_at = fields.String()
-    merged_into = fields.String(allow_none=True)
-    allowed_transitions = fields.List(fields.String())
-    events = fields.List(fields.Nested(EventOut))
+class AssigneeOut(Schema):
+    id = fields.Integer()
+    name = fields.String()
+
+
+class LocationOut(Schema):
+    address = fields.String(allow_none=True)
+    lat = fields.Float(allow_none=True)
+    long = fields.Float(allow_none=True)
+
+
+def _location(case: Case):
+    if case.location_address or case.latitude is not None:
+        return {"address": case.location_address, "lat": case.latitude, "long": case.longitude}
+    return None
+
+
+def _merged_into(case: Case):
+    kept = db.session.get(Case, case.merged_into_id) if case.merged_into_id else None
+    return kept.reference if kept else None
 
 
 class CaseSummaryOut(Schema):
+    """A case as a row of a work list."""
+
     reference = fields.String()
     title = fields.String()
     category = fields.String()
     status = fields.String()
     priority = fields.String()
-    service = fields.String()
-    assignee = fields.Dict(allow_none=True)
-    sla_due_at = fields.String(allow_none=True)
+    service = fields.String(attribute="service.code")
+    assignee = fields.Nested(AssigneeOut, allow_none=True)
+    sla_due_at = fields.DateTime(allow_none=True)
     sla_at_risk = fields.Boolean()
     sla_breached = fields.Boolean()
-    created_at = fields.String()
+    created_at = fields.DateTime()
+
+
+class CaseOut(CaseSummaryOut):
+    """A case with its history (staff see notes and public updates)."""
+
+    customer_id = fields.Integer()
+    customer_name = fields.String(attribute="customer.name")
+    service_name = fields.String(attribute="service.name")
+    queue = related("queue.code")
+    description = fields.String()
+    source_channel = fields.String(allow_none=True)
+    location = computed(fields.Nested(LocationOut, allow_none=True), _location)
+    sla_hours = fields.Integer(allow_none=True)
+    first_response_due_at = fields.DateTime(allow_none=True)
+    first_responded_at = fields.DateTime(allow_none=True)
+    resolved_at = fields.DateTime(allow_none=True)
+    closed_at = fields.DateTime(allow_none=True)
+    merged_into = computed(fields.String(allow_none=True, metadata={"description": "reference of the kept case"}),
+                           _merged_into)
+    allowed_transitions = computed(fields.List(fields.String()), lifecycle.allowed_next)
+    events = fields.List(fields.Nested(EventOut))
 
 
 class CaseListOut(Schema):
@@ -146,7 +164,7 @@ class CaseListOut(Schema):
 class ServiceOut(Schema):
     code = fields.String()
     name = fields.String()
-    categories = fields.List(fields.String())
+    categories = computed(fields.List(fields.String()), lambda s: [c.code for c in s.categories if c.active])
     sla_hours = fields.Integer()
 
 

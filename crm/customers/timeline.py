@@ -152,36 +152,3 @@ def describe_event(event: CaseEvent) -> str:
         "first_response_breached": f"Case {ref} passed its first-response target",
     }
     return labels.get(event.kind, f"Case {ref}: {event.kind.replace('_', ' ')}")
-
-
-def serialise_entry(kind: str, row) -> dict:
-    """Return the API form of a timeline entry."""
-    if kind == "contact":
-        return {
-            "id": row.id,
-            "kind": "contact",
-            "channel": row.channel,
-            "direction": row.direction,
-            "occurred_at": row.occurred_at.isoformat(),
-            "summary": row.summary,
-            "category": row.category,
-            "outcome": row.outcome,
-            "notes": row.notes,
-            "handle_seconds": row.handle_seconds,
-            "agent": row.agent.name if row.agent else None,
-            "case_reference": row.case.reference if row.case else None,
-            "conversation_id": row.conversation_id,
-        }
-    return {
-        "id": row.id,
-        "kind": "case_event",
-        "channel": row.case.source_channel if row.case else None,
-        "direction": None,
-        "occurred_at": row.occurred_at.isoformat(),
-        "summary": describe_event(row),
-        "event": row.kind,
-        "body": row.body,
-        "public": row.public,
-        "case_reference": row.case.reference if row.case else None,
-        "conversation_id": None,
-    }

@@ -1,6 +1,6 @@
 """Schemas of the knowledge API: articles and service notices (inputs strict, outputs documented)."""
 from flask import url_for
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from ..api.schemas import AwareDateTime, StrictSchema, Text
 from ..models import ARTICLE_AUDIENCES, ARTICLE_STATUSES
@@ -80,6 +80,22 @@ class ArticleListOut(Schema):
     items = fields.List(fields.Nested(ArticleSummaryOut))
 
 
+class AreasField(fields.Field):
+    """Postcode districts, as a list or as one space- or comma-separated string."""
+
+    def __init__(self, **kwargs):
+        super().__init__(metadata={"description": "postcode districts: a list or a space/comma list", "oneOf": [
+            {"type": "string", "maxLength": 500},
+            {"type": "array", "items": {"type": "string", "maxLength": 10}, "maxItems": 100}]}, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and len(value) <= 500:
+            return value
+        if isinstance(value, list) and len(value) <= 100 and all(isinstance(v, str) and len(v) <= 10 for v in value):
+            return value
+        raise ValidationError("give postcode districts as a list or a space- or comma-separated string")
+
+
 class NoticeListArgs(StrictSchema):
     service = Text(40, load_default=None)
     postcode = Text(10, load_default=None)
@@ -88,7 +104,7 @@ class NoticeListArgs(StrictSchema):
 class NoticeIn(StrictSchema):
     service = fields.String(required=True, validate=validate.Length(min=1, max=40))
     message = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    areas = fields.Raw(load_default="", metadata={"description": "postcode districts: a list or a space/comma list"})
+    areas = AreasField(load_default="")
     starts_at = AwareDateTime(load_default=None, allow_none=True)
     ends_at = AwareDateTime(required=True)
 

@@ -10,13 +10,21 @@ from ..extensions import db
 from ..models import CHANNELS
 from . import actions, reports, tables
 from .csvout import csv_response
-from .figures import active_banners, queue_figures, current_time, serialise_banner
+from .figures import active_banners, queue_figures, current_time
+from .schemas import BannerList, BannerOut
 
 
 queues_blp = api_blueprint("queues", __name__, "Live queue figures", "/queues")
 reports_blp = api_blueprint("reports", __name__, "Contact-centre reports for supervisors", "/reports")
 supervisor_blp = api_blueprint("supervisor_actions", __name__, "Supervisor actions, audited", "/supervisor")
 banners_blp = api_blueprint("banners", __name__, "Notices from supervisors to agents", "/banners")
+
+
+def csv_too(schema=None) -> dict:
+    """Document a report's 200 answer as JSON (in `schema`) or, when asked with format=csv, CSV."""
+    json_schema = schema if schema is not None else {"type": "object"}
+    return {"responses": {"200": {"description": "OK", "content": {
+        "application/json": {"schema": json_schema}, "text/csv": {"schema": {"type": "string"}}}}}}
 
 
 class QueueOut(Schema):
@@ -94,6 +102,7 @@ def list_queues():
 @roles_required(*SUPERVISORS)
 @reports_blp.arguments(ReportArgs, location="query", unknown=RAISE)
 @reports_blp.response(200, ContactsReportOut)
+@reports_blp.doc(**csv_too(ContactsReportOut))
 def contacts(args):
     """Contacts by channel and outcome, first-contact resolution, handle time and cost (JSON or CSV).
 
@@ -112,6 +121,7 @@ def contacts(args):
 @roles_required(*SUPERVISORS)
 @reports_blp.arguments(ReportArgs, location="query", unknown=RAISE)
 @reports_blp.response(200)
+@reports_blp.doc(**csv_too())
 def open_data(args):
     """Anonymised contacts and cases by category and month; counts 1-9 are withheld (null, or [c] in CSV)."""
     filters = _filters(args)
@@ -126,6 +136,7 @@ def open_data(args):
 @roles_required(*SUPERVISORS)
 @reports_blp.arguments(ReportArgs, location="query", unknown=RAISE)
 @reports_blp.response(200)
+@reports_blp.doc(**csv_too())
 def report_table(args, table_name):
     """Any other report table by name (sla, failure-demand, agent-states, channel-shift, ...)."""
     from ..errors import NotFound
@@ -159,14 +170,6 @@ class BannerIn(StrictSchema):
     message = fields.String(required=True, validate=validate.Length(min=1, max=300))
     public = fields.Boolean(load_default=False)
     expires_at = AwareDateTime(load_default=None)
-
-
-class BannerOut(Schema):
-    id = fields.Integer()
-    message = fields.String()
-    public = fields.Boolean()
-    created_at = fields.String()
-    expires_at = fields.String(allow_none=True)
 
 
 class OpeningIn(StrictSchema):
@@ -229,10 +232,10 @@ def put_opening_hours(data):
 
 @banners_blp.get("")
 @roles_required()
-@banners_blp.response(200)
+@banners_blp.response(200, BannerList)
 def list_banners():
     """Return the banners in force (any staff: the console shows them)."""
-    return {"items": [serialise_banner(b) for b in active_banners()]}
+    return {"items": active_banners()}
 
 
 @banners_blp.post("")
@@ -244,7 +247,7 @@ def post_banner(data):
     banner = actions.post_banner(current_user, data["message"], public=data["public"],
                                  expires_at=data["expires_at"])
     db.session.commit()
-    return serialise_banner(banner)
+    return banner
 
 
 @banners_blp.delete("/<int:banner_id>")
