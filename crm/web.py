@@ -3,7 +3,7 @@
 Views validate their form, then hand `act` the domain action and what to answer either way; the
 commit, the rollback and the flashed message live here, not in each view.
 """
-from typing import Callable
+from typing import Callable, Optional, Union
 
 from flask import flash
 
@@ -17,15 +17,22 @@ def refusal_message(error: DomainError) -> str:
     return f"{error.message}: {detail}" if detail and detail not in error.message else error.message
 
 
-def act(action: Callable[[], object], success: str, done: Callable[[], object],
-        refused: Callable[[DomainError], object]):
-    """Run action and commit, flash success and answer done(); on a DomainError roll back, flash why and answer refused(error)."""
+def act(action: Callable[[], object], success: Union[str, Callable[[object], Optional[str]], None],
+        done: Callable[[object], object], refused: Callable[[DomainError], object]):
+    """Run action and commit, flash success and answer done(result); on a DomainError roll back, flash why
+    and answer refused(error).
+
+    `success` is the message, a function of the action's result (say, the new record) that words it, or
+    None when the answer itself shows it worked (a download, a dry run's page).
+    """
     try:
-        action()
+        result = action()
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
         flash(refusal_message(error), "error")
         return refused(error)
-    flash(success, "success")
-    return done()
+    message = success(result) if callable(success) else success
+    if message:
+        flash(message, "success")
+    return done(result)

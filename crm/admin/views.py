@@ -3,13 +3,13 @@ from flask import abort, flash, redirect, render_template, url_for
 from flask_login import current_user, login_user
 from sqlalchemy import select
 
-from ..audit import audit
 from ..auth.access import roles_required
-from ..auth.accounts import create_token, create_user, hash_password, revoke_token, validate_password
-from ..errors import DomainError
+from ..auth.accounts import create_token, create_user, revoke_token, update_user
+from ..auth.roles import ADMIN, ADMINS
 from ..extensions import db
 from ..models import ApiToken, AuditLog, Service, User
 from . import bp
+from ..web import act
 from .forms import EditUserForm, NewUserForm, RevokeForm, TokenForm
 
 
@@ -21,64 +21,55 @@ def _user_or_404(user_id):
 
 
 @bp.route("/users", methods=["GET", "POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def users():
     """List staff and add a new user."""
     form = NewUserForm()
-    status = 200
     if form.validate_on_submit():
-        try:
-            user = create_user(form.email.data, form.name.data, form.role.data, form.password.data,
-                               actor=current_user)
-            db.session.commit()
-            flash(f"User {user.email} created.", "success")
-            return redirect(url_for("admin.users"))
-        except DomainError as error:
-            db.session.rollback()
+        def refused(error):
             for field, messages in error.fields.items():
                 if field in form:
                     form[field].errors = list(form[field].errors) + list(messages)
-            flash(error.message, "error")
-            status = error.status
-    elif form.errors:
-        status = 400
+            return _render_users(form, error.status)
+
+        return act(lambda: create_user(form.email.data, form.name.data, form.role.data, form.password.data,
+                                       actor=current_user),
+                   lambda made: f"User {made.email} created.",
+                   lambda _: redirect(url_for("admin.users")), refused)
+    return _render_users(form, 400 if form.errors else 200)
+
+
+def _render_users(form, status: int):
     all_users = db.session.scalars(select(User).order_by(User.name)).all()
     return render_template("admin/users.html", users=all_users, form=form), status
 
 
 @bp.route("/users/<int:user_id>", methods=["GET", "POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def user(user_id):
     """Edit a user's role, service, capacity, status or password; manage their tokens."""
     record = _user_or_404(user_id)
     form = _edit_form(record)
     if form.validate_on_submit():
-        if record.id == current_user.id and (form.role.data != "admin" or not form.active.data):
+        if record.id == current_user.id and (form.role.data != ADMIN or not form.active.data):
             flash("You cannot remove your own admin role or deactivate yourself.", "error")
             return redirect(url_for("admin.user", user_id=record.id))
-        try:
-            if form.new_password.data:
-                validate_password(form.new_password.data)
-                record.password_hash = hash_password(form.new_password.data)
-                record.failed_logins, record.locked_until = 0, None
-        except DomainError as error:
+
+        def saved(_):
+            if record.id == current_user.id:
+                login_user(record)  # a new password ends the admin's other sessions, not this one
+            return redirect(url_for("admin.user", user_id=record.id))
+
+        def refused(error):
             form.new_password.errors = list(error.fields.get("password", [error.message]))
             return _render_user(record, form, 400)
-        changes = {k: getattr(form, k).data for k in ("name", "role", "chat_capacity", "active")
-                   if getattr(record, k) != getattr(form, k).data}
-        record.name = form.name.data
-        record.role = form.role.data
-        record.service_id = form.service_id.data or None
-        record.chat_capacity = form.chat_capacity.data
-        record.active = form.active.data
-        audit(current_user, "user.update", "user", record.id,
-              password_changed=bool(form.new_password.data), **{k: str(v) for k, v in changes.items()})
-        db.session.commit()
-        if record.id == current_user.id:
-            login_user(record)  # a new password ends the admin's other sessions, not this one
-        flash("Changes saved.", "success")
-        return redirect(url_for("admin.user", user_id=record.id))
-    if request_is_post_with_errors(form):
+
+        return act(lambda: update_user(record, name=form.name.data, role=form.role.data,
+                                       service_id=form.service_id.data, chat_capacity=form.chat_capacity.data,
+                                       active=form.active.data, new_password=form.new_password.data,
+                                       actor=current_user),
+                   "Changes saved.", saved, refused)
+    if form.is_submitted() and form.errors:
         return _render_user(record, form, 400)
     return _render_user(record, form)
 
@@ -93,10 +84,6 @@ def _edit_form(record, **kwargs):
     return form
 
 
-def request_is_post_with_errors(form):
-    return form.is_submitted() and bool(form.errors)
-
-
 def _render_user(record, form, status=200, new_token=None):
     tokens = db.session.scalars(select(ApiToken).where(ApiToken.user_id == record.id)
                                 .order_by(ApiToken.created_at.desc())).all()
@@ -109,7 +96,7 @@ def _render_user(record, form, status=200, new_token=None):
 
 
 @bp.route("/users/<int:user_id>/tokens", methods=["POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def new_token(user_id):
     """Issue an API token for a user; it is shown once."""
     record = _user_or_404(user_id)
@@ -122,7 +109,7 @@ def new_token(user_id):
 
 
 @bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def revoke(token_id):
     """Revoke an API token."""
     token = db.session.get(ApiToken, token_id)

@@ -8,8 +8,6 @@ from ..extensions import db, login_manager
 from ..models import User
 from .roles import CONSOLE_STAFF
 
-STAFF = CONSOLE_STAFF
-
 
 @login_manager.user_loader
 def load_user(user_id):
@@ -42,7 +40,7 @@ def bearer_request() -> bool:
 
 def roles_required(*roles):
     """Let a view through only for signed-in staff holding one of the roles (admins always)."""
-    allowed = roles or STAFF
+    allowed = roles or CONSOLE_STAFF
 
     def decorator(view):
         @wraps(view)

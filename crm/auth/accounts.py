@@ -65,6 +65,26 @@ def create_user(email: str, name: str, role: str, password: Optional[str] = None
     return user
 
 
+def update_user(user: User, *, name: str, role: str, service_id, chat_capacity: int, active: bool,
+                new_password: Optional[str] = None, actor=None) -> User:
+    """Change a staff user's details (and password when given), audited with what changed."""
+    if role not in ROLES:
+        raise ValidationFailed("Unknown role", {"role": [f"must be one of {', '.join(ROLES)}"]})
+    if new_password:
+        validate_password(new_password)
+    wanted = {"name": name, "role": role, "chat_capacity": chat_capacity, "active": active}
+    changes = {k: v for k, v in wanted.items() if getattr(user, k) != v}
+    if new_password:
+        user.password_hash = hash_password(new_password)
+        user.failed_logins, user.locked_until = 0, None
+    for key, value in wanted.items():
+        setattr(user, key, value)
+    user.service_id = service_id or None
+    audit(actor, "user.update", "user", user.id, password_changed=bool(new_password),
+          **{k: str(v) for k, v in changes.items()})
+    return user
+
+
 def find_user(email: str) -> User:
     """Return the user with this email or raise NotFound."""
     user = db.session.scalar(select(User).where(User.email == (email or "").strip().lower()))

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 
 from .. import visibility
 from ..audit import audit
+from ..auth.roles import SERVICE_OFFICER
 from ..batching import remembered, stage
 from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
@@ -160,7 +161,7 @@ def assign_case(case: Case, assignee: Optional[User], actor=None) -> Optional[Ca
     if assignee is not None:
         if not assignee.active:
             raise ValidationFailed("That account is deactivated", {"assignee": ["inactive user"]})
-        if assignee.role == "service_officer" and assignee.service_id != case.service_id:
+        if assignee.role == SERVICE_OFFICER and assignee.service_id != case.service_id:
             raise ValidationFailed(f"{assignee.name} does not work for {case.service.name}",
                                    {"assignee": ["not an officer of the case's service"]})
     if (assignee.id if assignee else None) == case.assignee_id:

@@ -8,10 +8,10 @@ from sqlalchemy import select
 from .. import visibility
 from ..audit import audit
 from ..auth.access import roles_required
-from ..auth.roles import CASE_RAISERS, CASE_WORKERS, SERVICE_OFFICER, SUPERVISORS
+from ..auth.roles import ADMINS, CASE_RAISERS, CASE_WORKERS, SERVICE_OFFICER, SUPERVISORS
 from ..customers.identity import live_customer
 from ..customers.timeline import record_contact
-from ..errors import DomainError
+from ..errors import DomainError, Forbidden
 from ..extensions import db
 from ..web import act
 from ..navigation import add_nav_item
@@ -29,15 +29,13 @@ from .forms import (
 from .queries import active_services, can_work, check_view, hidden_services, work_list
 
 bp = Blueprint("cases", __name__)
-WORK_ROLES = CASE_WORKERS
-RAISERS = CASE_RAISERS
-add_nav_item("Cases", "cases.work_list_page", *WORK_ROLES)
-add_nav_item("Routing rules", "cases.routing_rules", "admin")
+add_nav_item("Cases", "cases.work_list_page", *CASE_WORKERS)
+add_nav_item("Routing rules", "cases.routing_rules", *ADMINS)
 bp.record_once(lambda state: labels.init_app(state.app))
 
 
 @bp.route("/cases")
-@roles_required(*WORK_ROLES)
+@roles_required(*CASE_WORKERS)
 def work_list_page():
     """A service's work list: filter by status, SLA at risk, assigned to me."""
     services = active_services()
@@ -114,12 +112,12 @@ def _act(reference, form_name, form_class, action, done_message, needs_work=True
         flash("Nothing was changed: check the form.", "error")
         return _render_case(case, 400, **{form_name: form})
     return act(lambda: action(case, form), done_message,
-               lambda: redirect(url_for("cases.case_page", reference=case.reference)),
+               lambda _: redirect(url_for("cases.case_page", reference=case.reference)),
                lambda error: _render_case(db.session.get(Case, case.id), error.status))
 
 
 @bp.route("/cases/<reference>/status", methods=["POST"])
-@roles_required(*WORK_ROLES)
+@roles_required(*CASE_WORKERS)
 def change_status(reference):
     """Move the case along its lifecycle."""
     return _act(reference, "status_form", StatusForm,
@@ -128,7 +126,7 @@ def change_status(reference):
 
 
 @bp.route("/cases/<reference>/assign", methods=["POST"])
-@roles_required(*WORK_ROLES)
+@roles_required(*CASE_WORKERS)
 def assign(reference):
     """Give the case to an officer, or back to the team."""
     def run(case, form):
@@ -140,7 +138,7 @@ def assign(reference):
 
 
 @bp.route("/cases/<reference>/reroute", methods=["POST"])
-@roles_required(*WORK_ROLES)
+@roles_required(*CASE_WORKERS)
 def reroute(reference):
     """Send the case to another service."""
     return _act(reference, "reroute_form", RerouteForm,
@@ -149,7 +147,7 @@ def reroute(reference):
 
 
 @bp.route("/cases/<reference>/notes", methods=["POST"])
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 def add_note(reference):
     """Add an internal note (any staff who may read the case)."""
     return _act(reference, "note_form", NoteForm,
@@ -157,7 +155,7 @@ def add_note(reference):
 
 
 @bp.route("/cases/<reference>/updates", methods=["POST"])
-@roles_required(*WORK_ROLES)
+@roles_required(*CASE_WORKERS)
 def public_update(reference):
     """Post a public update after the officer has seen what the resident will read; they are emailed too."""
     form = PublicUpdateForm()
@@ -172,20 +170,20 @@ def public_update(reference):
 
 
 @bp.route("/cases/<reference>/merge", methods=["POST"])
-@roles_required(*WORK_ROLES)
+@roles_required(*CASE_WORKERS)
 def merge(reference):
     """Merge this duplicate into another case."""
     def run(case, form):
         target = cases.get_case(form.into.data)
         check_view(current_user, target)
         if not can_work(current_user, target):
-            abort(403)
+            raise Forbidden(f"You may not change {target.reference}")
         cases.merge_cases(case, target, current_user, form.reason.data or None)
     return _act(reference, "merge_form", MergeCaseForm, run, "Merged; this case now points to the one kept.")
 
 
 @bp.route("/cases/<reference>/split", methods=["POST"])
-@roles_required(*WORK_ROLES)
+@roles_required(*CASE_WORKERS)
 def split(reference):
     """Take a contact off this case into a new case."""
     case = _case_or_404(reference)
@@ -196,15 +194,10 @@ def split(reference):
     if not form.validate_on_submit() or contact is None:
         flash("Choose a contact on this case to split off.", "error")
         return _render_case(case, 400)
-    try:
-        new_case = cases.split_contact(case, contact, current_user)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return _render_case(db.session.get(Case, case.id), error.status)
-    flash(f"Contact split off into {new_case.reference}.", "success")
-    return redirect(url_for("cases.case_page", reference=new_case.reference))
+    return act(lambda: cases.split_contact(case, contact, current_user),
+               lambda new_case: f"Contact split off into {new_case.reference}.",
+               lambda new_case: redirect(url_for("cases.case_page", reference=new_case.reference)),
+               lambda error: _render_case(db.session.get(Case, case.id), error.status))
 
 
 def _category_choices():
@@ -244,7 +237,7 @@ def _settle_location(form, addresses) -> bool:
 
 
 @bp.route("/customers/<int:customer_id>/cases/new", methods=["GET", "POST"])
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 def new_case(customer_id):
     """Raise a case for a customer, first offering open cases of the same problem nearby."""
     customer = live_customer(db.session.get(Customer, customer_id))
@@ -265,28 +258,25 @@ def new_case(customer_id):
             suggestions = cases.nearby_open_cases(form.category.data, latitude=lat, longitude=lon,
                                                   address=form.location_address.data, viewer=current_user)
         if not suggestions:
-            try:
+            def raise_case():
                 contact = record_contact(customer, "phone", summary=form.title.data, notes=form.description.data,
                                          category=form.category.data, outcome="case_raised", agent=current_user)
-                case = cases.open_case(customer, None, form.category.data, form.title.data, form.description.data,
+                return cases.open_case(customer, None, form.category.data, form.title.data, form.description.data,
                                        priority=form.priority.data or None, actor=current_user, contact=contact,
                                        location_address=form.location_address.data or None,
                                        latitude=lat, longitude=lon)
-                db.session.commit()
-            except DomainError as error:
-                db.session.rollback()
-                flash(error.message, "error")
-                return render_template("cases/new_case.html", form=form, customer=customer, suggestions=[],
-                                       attach_form=AttachForm()), error.status
-            flash(f"Case {case.reference} raised with {case.service.name}.", "success")
-            return redirect(url_for("cases.case_page", reference=case.reference))
+
+            return act(raise_case, lambda case: f"Case {case.reference} raised with {case.service.name}.",
+                       lambda case: redirect(url_for("cases.case_page", reference=case.reference)),
+                       lambda error: (render_template("cases/new_case.html", form=form, customer=customer,
+                                                      suggestions=[], attach_form=AttachForm()), error.status))
     status = 400 if form.errors or any(f.errors for f in form) else 200
     return render_template("cases/new_case.html", form=form, customer=customer, suggestions=suggestions,
                            attach_form=AttachForm()), status
 
 
 @bp.route("/customers/<int:customer_id>/cases/attach", methods=["POST"])
-@roles_required(*RAISERS)
+@roles_required(*CASE_RAISERS)
 def attach(customer_id):
     """Record the caller's report on an existing case instead of raising a duplicate."""
     customer = live_customer(db.session.get(Customer, customer_id))
@@ -297,18 +287,16 @@ def attach(customer_id):
     if not form.validate_on_submit():
         abort(400)
     case = _case_or_404(form.reference.data)
-    try:
+
+    def attach_report():
         contact = record_contact(customer, "phone", summary=f"Reported the same problem as {case.reference}",
                                  notes=form.notes.data or None, category=form.category.data or case.category,
                                  outcome="case_raised", agent=current_user)
         cases.attach_contact(case, contact, current_user)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("cases.new_case", customer_id=customer.id))
-    flash(f"Added to {case.reference}; no duplicate raised.", "success")
-    return redirect(url_for("console.customer", customer_id=customer.id))
+
+    return act(attach_report, f"Added to {case.reference}; no duplicate raised.",
+               lambda _: redirect(url_for("console.customer", customer_id=customer.id)),
+               lambda error: redirect(url_for("cases.new_case", customer_id=customer.id)))
 
 
 # Routing rules (admins)
@@ -342,7 +330,7 @@ def _save_rule(rule, form):
 
 
 @bp.route("/admin/routing-rules", methods=["GET", "POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def routing_rules():
     """List routing rules and add one."""
     form = _rule_form()
@@ -366,7 +354,7 @@ def routing_rules():
 
 
 @bp.route("/admin/routing-rules/<int:rule_id>", methods=["GET", "POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def routing_rule(rule_id):
     """Edit a routing rule."""
     rule = db.session.get(RoutingRule, rule_id)
@@ -388,7 +376,7 @@ def routing_rule(rule_id):
 
 
 @bp.route("/admin/routing-rules/<int:rule_id>/delete", methods=["POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def delete_routing_rule(rule_id):
     """Delete a routing rule (cases already routed keep their service)."""
     rule = db.session.get(RoutingRule, rule_id)

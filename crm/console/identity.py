@@ -11,7 +11,7 @@ from ..customers.duplicates import (
 )
 from ..customers.identity import live_customer
 from ..customers.merge import merges_into, unmerge, unmerge_window
-from ..errors import DomainError, NotFound
+from ..errors import NotFound
 from ..extensions import db
 from ..web import act
 from ..models import Customer, CustomerMerge
@@ -52,8 +52,8 @@ def identity_panel(customer) -> dict:
 def _act(customer_id, action, success: str):
     """Run one contact-details edit, commit, and return to the details page."""
     customer = _live_customer_or_404(customer_id)
-    back = lambda: redirect(url_for("console.customer_details", customer_id=customer.id), 303)  # noqa: E731
-    return act(lambda: action(customer), success, back, lambda error: back())
+    back = lambda *_: redirect(url_for("console.customer_details", customer_id=customer.id), 303)  # noqa: E731
+    return act(lambda: action(customer), success, back, back)
 
 
 @bp.route("/customers/<int:customer_id>/details")
@@ -147,18 +147,16 @@ def merge_duplicate_view(duplicate_id):
         flash("Choose which record to keep and whose name.", "error")
         return redirect(url_for("console.duplicate", duplicate_id=row.id), 303)
     main = {kind: _int(f"main_{kind}") for kind in ("email", "phone", "address")}
-    try:
+
+    def merge():
         a, b = live_customer(row.customer), live_customer(row.other)
         source, target = (a, b) if keep == "other" else (b, a)
         visibility.check_customer_merge(current_user, source, target)
-        merged = merge_duplicate(row, current_user, keep=keep, keep_name=keep_name, main=main)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("console.duplicate", duplicate_id=row.id), 303)
-    flash(f"Merged. You can undo this from the customer page for {unmerge_window().days} days.", "success")
-    return redirect(url_for("console.customer", customer_id=merged.id), 303)
+        return merge_duplicate(row, current_user, keep=keep, keep_name=keep_name, main=main)
+
+    return act(merge, f"Merged. You can undo this from the customer page for {unmerge_window().days} days.",
+               lambda merged: redirect(url_for("console.customer", customer_id=merged.id), 303),
+               lambda error: redirect(url_for("console.duplicate", duplicate_id=row.id), 303))
 
 
 @bp.route("/duplicates/<int:duplicate_id>/dismiss", methods=["POST"])
@@ -166,17 +164,15 @@ def merge_duplicate_view(duplicate_id):
 def dismiss_duplicate_view(duplicate_id):
     """Record that the pair are different people."""
     row = get_duplicate(duplicate_id)
-    try:
+
+    def dismiss():
         visibility.check_customer(current_user, row.customer)
         visibility.check_customer(current_user, row.other)
         dismiss_duplicate(row, current_user, request.form.get("note", ""))
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("console.duplicate", duplicate_id=row.id), 303)
-    flash("Dismissed: these records stay separate.", "success")
-    return redirect(url_for("console.duplicates"), 303)
+
+    return act(dismiss, "Dismissed: these records stay separate.",
+               lambda _: redirect(url_for("console.duplicates"), 303),
+               lambda error: redirect(url_for("console.duplicate", duplicate_id=row.id), 303))
 
 
 @bp.route("/customers/<int:customer_id>/unmerge/<int:merge_id>", methods=["POST"])
@@ -187,12 +183,7 @@ def unmerge_view(customer_id, merge_id):
     if record is None or record.target_id != customer_id:
         raise NotFound("No such merge into this customer")
     visibility.check_customer(current_user, db.session.get(Customer, customer_id))
-    try:
-        restored = unmerge(record, current_user, request.form.get("reason", ""))
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("console.customer", customer_id=customer_id), 303)
-    flash(f"Merge undone: {restored.name} (#{restored.id}) is a separate record again.", "success")
-    return redirect(url_for("console.customer", customer_id=restored.id), 303)
+    return act(lambda: unmerge(record, current_user, request.form.get("reason", "")),
+               lambda restored: f"Merge undone: {restored.name} (#{restored.id}) is a separate record again.",
+               lambda restored: redirect(url_for("console.customer", customer_id=restored.id), 303),
+               lambda error: redirect(url_for("console.customer", customer_id=customer_id), 303))

@@ -18,9 +18,9 @@ from ..errors import DomainError, NotFound
 from ..extensions import db
 from ..knowledge.articles import record_use as record_article_use
 from ..models import Case, Category, Customer, Service, utcnow
+from ..web import act
 from . import bp
 from .forms import OUTCOME_LABELS, CallForm, CustomerForm, MergeForm, SensitivityForm
-
 
 
 def category_choices():
@@ -85,21 +85,21 @@ def new_customer():
         else:
             form.name.data = q
     if form.validate_on_submit():
-        try:
+        def create():
             address = {"line1": form.line1.data, "line2": form.line2.data, "town": form.town.data,
                        "postcode": form.postcode.data}
-            customer = create_customer(form.name.data, form.email.data or None, form.phone.data or None,
-                                       address if any(address.values()) else None)
-            audit(current_user, "customer.create", "customer", customer.id)
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
+            made = create_customer(form.name.data, form.email.data or None, form.phone.data or None,
+                                   address if any(address.values()) else None)
+            audit(current_user, "customer.create", "customer", made.id)
+            return made
+
+        def refused(error):
             for field, messages in error.fields.items():
                 if field in form:
                     form[field].errors = list(form[field].errors) + list(messages)
-            flash(error.message, "error")
             return render_template("console/customer_form.html", form=form), error.status
-        return redirect(url_for("console.customer", customer_id=customer.id))
+
+        return act(create, None, lambda made: redirect(url_for("console.customer", customer_id=made.id)), refused)
     status = 400 if form.errors else 200
     return render_template("console/customer_form.html", form=form), status
 
@@ -164,22 +164,20 @@ def log_call_view(customer_id):
     ended = _parse_instant(form.ended_at.data) or utcnow()
     if started and started > ended:
         started = ended
-    try:
+
+    def log():
         contact, case = log_call(current_user, customer_id=record.id, direction=form.direction.data,
                                  category=form.category.data, notes=form.notes.data or "",
                                  outcome=form.outcome.data, started_at=started, ended_at=ended,
                                  case=case_request)
         record_article_use(current_user, request.form.getlist("article_ids"), "phone", contact_id=contact.id)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return _render_customer(record, form, error.status)
-    message = "Call logged."
-    if case:
-        message += f" Case {case.reference} raised with {case.service.name}."
-    flash(message, "success")
-    return redirect(url_for("console.customer", customer_id=record.id))
+        return case
+
+    def logged(case) -> str:
+        return "Call logged." + (f" Case {case.reference} raised with {case.service.name}." if case else "")
+
+    return act(log, logged, lambda _: redirect(url_for("console.customer", customer_id=record.id)),
+               lambda error: _render_customer(record, form, error.status))
 
 
 @bp.route("/customers/<int:customer_id>/merge", methods=["POST"])
@@ -195,13 +193,10 @@ def merge(customer_id):
     if source is None:
         flash(f"No customer {form.source_id.data}.", "error")
         return redirect(url_for("console.customer", customer_id=target.id))
-    try:
+
+    def merge_in():
         visibility.check_customer_merge(current_user, source, target)
         merge_customers(source, target, current_user, keep_name=form.keep_name.data)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("console.customer", customer_id=target.id))
-    flash(f"Customer {source.id} merged into this record; nothing was lost.", "success")
-    return redirect(url_for("console.customer", customer_id=target.id))
+
+    back = lambda _: redirect(url_for("console.customer", customer_id=target.id))  # noqa: E731
+    return act(merge_in, f"Customer {source.id} merged into this record; nothing was lost.", back, back)

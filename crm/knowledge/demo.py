@@ -3,6 +3,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from ..auth.roles import SUPERVISOR
 from ..extensions import db
 from ..models import KnowledgeArticle, Service, ServiceNotice, User, utcnow
 
@@ -69,7 +70,7 @@ ARTICLES = [
 def seed_knowledge() -> None:
     """Add the demo help articles and one live notice about bin collections."""
     services = {s.code: s for s in db.session.scalars(select(Service))}
-    owner = db.session.scalar(select(User).where(User.role == "supervisor"))
+    owner = db.session.scalar(select(User).where(User.role == SUPERVISOR))
     now = utcnow()
     for slug, service, audience, categories, keywords, title, summary, body in ARTICLES:
         db.session.add(KnowledgeArticle(

@@ -2,7 +2,7 @@
 panels, and service notices (posted by supervisors)."""
 from datetime import date, datetime, timedelta, timezone
 
-from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, abort, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -74,20 +74,21 @@ def _changes_from_form(form) -> ArticleChanges:
         note=form.get("note"))
 
 
+def _edit_again(article, error: DomainError):
+    """Show the article form again with what was typed and why it was refused."""
+    return render_template("knowledge/edit.html", article=article, values=request.form, errors=error.fields,
+                           services=_services()), error.status
+
+
 @bp.route("/new", methods=["GET", "POST"])
 @roles_required(*ARTICLE_EDITORS)
 def new_article():
     """Draft a new article."""
     if request.method == "POST":
-        try:
-            article = articles.create_article(current_user, _changes_from_form(request.form))
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            return render_template("knowledge/edit.html", article=None, values=request.form, errors=error.fields,
-                                   services=_services()), error.status
-        flash(f"“{article.title}” saved ({article.status})", "success")
-        return redirect(url_for("knowledge.article_page", article_id=article.id))
+        return act(lambda: articles.create_article(current_user, _changes_from_form(request.form)),
+                   lambda article: f"“{article.title}” saved ({article.status})",
+                   lambda article: redirect(url_for("knowledge.article_page", article_id=article.id)),
+                   lambda error: _edit_again(None, error))
     return render_template("knowledge/edit.html", article=None, values={"audience": "public", "status": "draft"},
                            errors={}, services=_services())
 
@@ -100,15 +101,10 @@ def edit_article(article_id):
     if article is None:
         abort(404)
     if request.method == "POST":
-        try:
-            articles.update_article(current_user, article, _changes_from_form(request.form))
-            db.session.commit()
-        except DomainError as error:
-            db.session.rollback()
-            return render_template("knowledge/edit.html", article=article, values=request.form,
-                                   errors=error.fields, services=_services()), error.status
-        flash(f"“{article.title}” saved as version {article.version}", "success")
-        return redirect(url_for("knowledge.article_page", article_id=article.id))
+        return act(lambda: articles.update_article(current_user, article, _changes_from_form(request.form)),
+                   lambda _: f"“{article.title}” saved as version {article.version}",
+                   lambda _: redirect(url_for("knowledge.article_page", article_id=article.id)),
+                   lambda error: _edit_again(article, error))
     values = {"title": article.title, "summary": article.summary, "body": article.body, "audience": article.audience,
               "status": article.status, "service": article.service.code if article.service else "",
               "categories": article.categories, "keywords": article.keywords,
@@ -141,24 +137,25 @@ def guidance():
 @roles_required(*KNOWLEDGE_READERS)
 def notices_page():
     """Live, coming and ended notices; supervisors post new ones here."""
-    errors, values, status = {}, {}, 200
     if request.method == "POST":
         if not current_user.has_role(*NOTICE_POSTERS):
             abort(403)
-        values = request.form
-        try:
+        def post():
             ends_at = _local_datetime(request.form.get("ends_on"), request.form.get("ends_time") or "23:59", "ends_at")
             starts_raw = (request.form.get("starts_on") or "").strip()
             starts_at = _local_datetime(starts_raw, request.form.get("starts_time") or "00:00",
                                         "starts_at") if starts_raw else None
-            notice = notices.post_notice(current_user, request.form.get("service"), request.form.get("message"),
-                                         ends_at, starts_at, request.form.get("areas"))
-            db.session.commit()
-            flash(f"Notice posted for {notice.service.name}", "success")
-            return redirect(url_for("knowledge.notices_page"))
-        except DomainError as error:
-            db.session.rollback()
-            errors, status = error.fields, error.status
+            return notices.post_notice(current_user, request.form.get("service"), request.form.get("message"),
+                                       ends_at, starts_at, request.form.get("areas"))
+
+        return act(post, lambda notice: f"Notice posted for {notice.service.name}",
+                   lambda _: redirect(url_for("knowledge.notices_page")),
+                   lambda error: _notices(error.fields, request.form, error.status))
+    return _notices({}, {}, 200)
+
+
+def _notices(errors, values, status):
+    """Render the notices page: live, coming and recently ended, with the posting form."""
     now = utcnow()
     recent = list(db.session.scalars(select(ServiceNotice).where(ServiceNotice.ends_at > now - timedelta(days=30))
                                      .order_by(ServiceNotice.starts_at.desc()).limit(100)))
@@ -172,8 +169,8 @@ def notices_page():
 @roles_required(*NOTICE_POSTERS)
 def withdraw_notice(notice_id):
     """End a notice now."""
-    back = lambda: redirect(url_for("knowledge.notices_page"))  # noqa: E731
-    return act(lambda: notices.withdraw_notice(current_user, notice_id), "Notice withdrawn", back, lambda error: back())
+    back = lambda _: redirect(url_for("knowledge.notices_page"))  # noqa: E731
+    return act(lambda: notices.withdraw_notice(current_user, notice_id), "Notice withdrawn", back, back)
 
 
 def _local_datetime(day: str, time: str, name: str) -> datetime:

@@ -70,6 +70,7 @@ def register(app, api):
     app.register_blueprint(bp)
     app.register_blueprint(staff_bp)
 
+    from ..auth.roles import ADMINS
     from ..navigation import add_nav_item
 
-    add_nav_item("Forms", "form_staff.form_definitions", "admin")
+    add_nav_item("Forms", "form_staff.form_definitions", *ADMINS)

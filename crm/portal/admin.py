@@ -11,6 +11,7 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from ..audit import audit
 from ..auth.access import roles_required
+from ..auth.roles import ADMINS
 from ..channels.web_form import parse_fields
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -45,7 +46,7 @@ def _category_choices():
 
 
 @staff_bp.get("/admin/forms")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def form_definitions():
     """List every form definition."""
     definitions = db.session.scalars(select(FormDefinition).order_by(FormDefinition.title)).all()
@@ -54,7 +55,7 @@ def form_definitions():
 
 @staff_bp.route("/admin/forms/new", methods=["GET", "POST"])
 @staff_bp.route("/admin/forms/<int:form_id>", methods=["GET", "POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def edit_form_definition(form_id=None):
     """Create or edit a form definition; the questions are checked before saving."""
     definition = db.session.get(FormDefinition, form_id) if form_id else None

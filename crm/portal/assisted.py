@@ -1,7 +1,7 @@
 """Assisted digital: an agent fills a resident's web form for a caller; it is logged as their phone contact."""
 from datetime import datetime, timezone
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -10,15 +10,14 @@ from ..auth.access import roles_required
 from ..auth.roles import FRONT_LINE
 from ..channels.web_form import Submission, parse_fields, published_forms, read_answers, send_confirmation, submit
 from ..customers.identity import live_customer
-from ..errors import DomainError
 from ..extensions import db
 from ..models import Customer, FormDefinition, utcnow
+from ..web import act
 from . import staff_bp
 from .drafts import current_draft, draft_uploads, forget, photo_location, read_uploads, set_scope
 from .forms_views import question_blocks
 from .questions import error_list, typed_values
 
-AGENT_ROLES = FRONT_LINE
 
 
 def _caller_or_404(customer_id: int) -> Customer:
@@ -46,7 +45,7 @@ def _started_at(raw):
 
 
 @staff_bp.get("/customers/<int:customer_id>/forms")
-@roles_required(*AGENT_ROLES)
+@roles_required(*FRONT_LINE)
 def assisted_list(customer_id):
     """The forms an agent can fill for this caller."""
     customer = _caller_or_404(customer_id)
@@ -54,7 +53,7 @@ def assisted_list(customer_id):
 
 
 @staff_bp.route("/customers/<int:customer_id>/forms/<slug>", methods=["GET", "POST"])
-@roles_required(*AGENT_ROLES)
+@roles_required(*FRONT_LINE)
 def assisted_form(customer_id, slug):
     """Fill a form for the caller: the same questions, all on one page; the case joins their timeline."""
     customer = _caller_or_404(customer_id)
@@ -72,20 +71,21 @@ def assisted_form(customer_id, slug):
         db.session.commit()
         return _render(customer, definition, specs, typed_values(specs, request.form), errors, uploads, started, 400)
     location = photo_location(current_draft(definition))
-    try:
+
+    def raise_case():
         _contact, case = submit(Submission(definition, answers, None, customer, uploads, location),
                                 agent=current_user, started_at=_started_at(started))
         forget(definition)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return _render(customer, definition, specs, typed_values(specs, request.form), {}, {}, started,
-                       error.status)
-    emailed = send_confirmation(definition, case, customer)
-    flash(f"Case {case.reference} raised with {case.service.name} and logged as a phone contact."
-          + (" The caller has been emailed the reference." if emailed else ""), "success")
-    return redirect(url_for("console.customer", customer_id=customer.id), 303)
+        return case
+
+    def raised(case) -> str:
+        emailed = send_confirmation(definition, case, customer)  # after the commit: the case must exist to be mailed
+        return (f"Case {case.reference} raised with {case.service.name} and logged as a phone contact."
+                + (" The caller has been emailed the reference." if emailed else ""))
+
+    return act(raise_case, raised, lambda _: redirect(url_for("console.customer", customer_id=customer.id), 303),
+               lambda error: _render(customer, definition, specs, typed_values(specs, request.form), {}, {}, started,
+                                     error.status))
 
 
 def _render(customer, definition, specs, values, errors, uploads, started_at, status=200):

@@ -13,10 +13,11 @@ def register(app, api):
     from . import cli, jobs, views  # noqa: F401  (routes, commands and the periodic job attach on import)
     from .api import BLUEPRINTS
     from .audit_trail import install_guard
+    from ..auth.roles import RECORDS_OFFICERS
     from ..navigation import add_nav_item
 
     install_guard()
     app.register_blueprint(bp)
     for blp in BLUEPRINTS:
         api.register_blueprint(blp)
-    add_nav_item("Records", "records.home", "records")
+    add_nav_item("Records", "records.home", *RECORDS_OFFICERS)

@@ -4,6 +4,7 @@ import os
 
 import click
 
+from ..auth.roles import RECORDS_OFFICERS
 from ..cli import crm, fail
 from ..errors import DomainError
 from ..extensions import db
@@ -21,7 +22,7 @@ def _officer(email):
     from ..customers.identity import normalise_email
 
     user = db.session.scalar(db.select(User).where(User.email == normalise_email(email)))
-    if user is None or user.role != "records" or not user.active:
+    if user is None or user.role not in RECORDS_OFFICERS or not user.active:
         fail(f"{email} is not an active records officer")
     return user
 

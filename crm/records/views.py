@@ -8,8 +8,9 @@ from sqlalchemy import select
 from .. import visibility
 from ..auth.access import roles_required
 from ..auth.roles import RECORDS_OFFICERS, RETENTION_EDITORS
-from ..errors import DomainError, NotFound
+from ..errors import NotFound
 from ..extensions import db
+from ..web import act
 from ..models import (
     RETENTION_ACTIONS, Case, Customer, ErasureTombstone, LegalHold, ResidentAccount, CustomerIdentity, Service,
 )
@@ -20,6 +21,15 @@ from .family import customer_family
 
 def _lines(text) -> list[str]:
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _reference():
+    """Return the request's reference (e.g. SAR-2026-014) the officer typed, if any."""
+    return (request.form.get("reference") or "").strip()[:100] or None
+
+
+def _back_to(customer_id):
+    return redirect(url_for("records.customer_page", customer_id=customer_id))
 
 
 @bp.route("/")
@@ -69,20 +79,19 @@ def customer_page(customer_id):
 def export(customer_id):
     """Download the subject access ZIP, with the officer's redactions applied and audited."""
     require_records(current_user)
-    try:
+    out = tempfile.TemporaryFile()
+
+    def write():
         redaction = subject_access.Redaction.parse(
             _lines(request.form.get("exclude")), _lines(request.form.get("mask")), request.form.get("without_internal") == "yes")
-        out = tempfile.TemporaryFile()
-        result = subject_access.write_subject_access(customer_id, out, current_user,
-                                                     (request.form.get("reference") or "").strip()[:100] or None, redaction)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message + (f": {error.fields}" if error.fields else ""), "error")
-        return redirect(url_for("records.customer_page", customer_id=customer_id))
-    out.seek(0)
-    return send_file(out, mimetype="application/zip", as_attachment=True,
-                     download_name=f"subject-access-{result['customer_id']}.zip")
+        return subject_access.write_subject_access(customer_id, out, current_user, _reference(), redaction)
+
+    def download(result):
+        out.seek(0)
+        return send_file(out, mimetype="application/zip", as_attachment=True,
+                         download_name=f"subject-access-{result['customer_id']}.zip")
+
+    return act(write, None, download, lambda error: _back_to(customer_id))
 
 
 @bp.route("/customers/<int:customer_id>/erase", methods=["POST"])
@@ -91,22 +100,20 @@ def erase(customer_id):
     """Dry-run or carry out an erasure."""
     require_records(current_user)
     dry = request.form.get("action") != "erase"
-    try:
-        result = erasure.erase_customer(customer_id, current_user, request.form.get("reason"),
-                                        (request.form.get("reference") or "").strip()[:100] or None, dry_run=dry)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message + (": " + "; ".join(sum(error.fields.values(), [])) if error.fields else ""), "error")
-        return redirect(url_for("records.customer_page", customer_id=customer_id))
-    if dry:
+
+    def answer(result):
+        if not dry:
+            return _back_to(result["customer_id"])
         customer = db.session.get(Customer, result["customer_id"])
-        family = customer_family(customer.id)
-        return render_template("records/customer.html", customer=customer, family=family, account=None,
-                               holds=[], cases=[], tombstones=[], dry_run=result,
+        return render_template("records/customer.html", customer=customer, family=customer_family(customer.id),
+                               account=None, holds=[], cases=[], tombstones=[], dry_run=result,
                                reason=request.form.get("reason"), reference=request.form.get("reference"))
-    flash(f"Customer {result['customer_id']} erased; the tombstone records who, when and why.", "success")
-    return redirect(url_for("records.customer_page", customer_id=result["customer_id"]))
+
+    return act(lambda: erasure.erase_customer(customer_id, current_user, request.form.get("reason"), _reference(),
+                                              dry_run=dry),
+               None if dry else lambda result: f"Customer {result['customer_id']} erased; the tombstone records who, "
+                                               "when and why.",
+               answer, lambda error: _back_to(customer_id))
 
 
 @bp.route("/customers/<int:customer_id>/holds", methods=["POST"])
@@ -117,21 +124,19 @@ def place_hold(customer_id):
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"No customer {customer_id}")
-    case = None
     reference = (request.form.get("case_reference") or "").strip().upper()
-    try:
+
+    def place():
+        case = None
         if reference:
             case = db.session.scalar(select(Case).where(Case.reference == reference, Case.customer_id == customer.id))
             if case is None:
                 raise NotFound(f"{reference} is not a case of this customer")
         holds.place_hold(current_user, request.form.get("reason"), customer=None if case else customer, case=case,
                          reference=request.form.get("reference"))
-        db.session.commit()
-        flash("Legal hold placed", "success")
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    return redirect(url_for("records.customer_page", customer_id=customer_id))
+
+    back = lambda _: _back_to(customer_id)  # noqa: E731
+    return act(place, "Legal hold placed", back, back)
 
 
 @bp.route("/holds/<int:hold_id>/release", methods=["POST"])
@@ -139,18 +144,12 @@ def place_hold(customer_id):
 def release_hold(hold_id):
     """Release a legal hold."""
     require_records(current_user)
-    try:
-        hold = holds.release_hold(current_user, hold_id, request.form.get("reason"))
-        db.session.commit()
-        flash("Legal hold released", "success")
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("records.home"))
-    if hold.customer_id:
-        return redirect(url_for("records.customer_page", customer_id=hold.customer_id))
-    case = db.session.get(Case, hold.case_id)
-    return redirect(url_for("records.customer_page", customer_id=case.customer_id))
+
+    def held_customer_page(hold):
+        return _back_to(hold.customer_id or db.session.get(Case, hold.case_id).customer_id)
+
+    return act(lambda: holds.release_hold(current_user, hold_id, request.form.get("reason")), "Legal hold released",
+               held_customer_page, lambda error: redirect(url_for("records.home")))
 
 
 @bp.route("/audit")
@@ -175,7 +174,7 @@ def retention_page():
     """The retention schedules (records officers and admins edit them) and the log of runs."""
     require_retention_editor(current_user)
     if request.method == "POST":
-        try:
+        def save():
             service = None
             code = (request.form.get("service") or "").strip()
             if code:
@@ -184,12 +183,9 @@ def retention_page():
                     raise NotFound(f"No service {code}")
             retention.set_rule(current_user, request.form.get("kind"), request.form.get("period_days"),
                                request.form.get("action"), request.form.get("active") == "yes", service)
-            db.session.commit()
-            flash("Schedule saved", "success")
-        except DomainError as error:
-            db.session.rollback()
-            flash(error.message + (f": {error.fields}" if error.fields else ""), "error")
-        return redirect(url_for("records.retention_page"))
+
+        back = lambda _: redirect(url_for("records.retention_page"))  # noqa: E731
+        return act(save, "Schedule saved", back, back)
     rules = retention.ensure_default_rules()
     db.session.commit()
     services = list(db.session.scalars(select(Service).order_by(Service.name)))

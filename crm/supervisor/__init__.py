@@ -7,6 +7,7 @@ bp = Blueprint("supervisor", __name__, url_prefix="/supervisor")
 def register(app, api):
     """Register the supervisor pages, the /supervisor namespace and the figure pushes."""
     from . import cli, events, push, rollup, views  # noqa: F401  (events and cli attach on import)
+    from ..auth.roles import SUPERVISORS
     from ..navigation import add_nav_item
 
     app.register_blueprint(bp)
@@ -14,8 +15,8 @@ def register(app, api):
     rollup.install_session_hooks()
     app.jinja_env.globals["supervisor_banners"] = views.banners_for_page
     app.jinja_env.globals["public_banners"] = views.public_banners_for_page
-    add_nav_item("Dashboard", "supervisor.dashboard", "supervisor")
-    add_nav_item("Reports", "supervisor.report_page", "supervisor")
+    add_nav_item("Dashboard", "supervisor.dashboard", *SUPERVISORS)
+    add_nav_item("Reports", "supervisor.report_page", *SUPERVISORS)
     from .api import BLUEPRINTS
 
     for blp in BLUEPRINTS:

@@ -24,12 +24,12 @@ from ..extensions import db
 from ..models import (
     AgentPresence, AgentSkill, AgentSocket, Banner, Case, ChatSession, Contact, Conversation, Queue, User, UTCDateTime, utcnow,
 )
+from .schemas import BannerOut
 
 # "ended": the resident left a chat the agent has not closed yet; it still takes a chat slot.
 ACTIVE_CONVERSATION = ("queued", "open", "assigned", "waiting_customer", "ended")
 WAITING_CONVERSATION = ("queued", "open")
 FINISHED_CASE = ("resolved", "closed")
-DESK_ROLES = DESK_STAFF_SQL
 LOCAL_TZ = ZoneInfo("Europe/London")
 
 
@@ -217,7 +217,7 @@ def agent_figures(now: Optional[datetime] = None) -> list[dict]:
     rows = db.session.execute(
         select(User, AgentPresence)
         .outerjoin(AgentPresence, AgentPresence.user_id == User.id)
-        .where(User.active.is_(True), User.role.in_(DESK_ROLES))
+        .where(User.active.is_(True), User.role.in_(DESK_STAFF_SQL))
         .order_by(User.name)
     ).all()
     held = _work_in_hand()
@@ -267,17 +267,6 @@ def active_banners(now: Optional[datetime] = None, public_only: bool = False) ->
     return db.session.scalars(stmt.order_by(Banner.created_at.desc(), Banner.id.desc())).all()
 
 
-def serialise_banner(banner: Banner) -> dict:
-    """Return the JSON form of a banner."""
-    return {
-        "id": banner.id,
-        "message": banner.message,
-        "public": banner.public,
-        "created_at": banner.created_at.isoformat(),
-        "expires_at": banner.expires_at.isoformat() if banner.expires_at else None,
-    }
-
-
 def live_conversations(limit: int = 100) -> list[Conversation]:
     """Return the open chats and emails a supervisor may move, oldest first."""
     from sqlalchemy.orm import selectinload
@@ -312,6 +301,6 @@ def dashboard_snapshot(now: Optional[datetime] = None) -> dict:
         "items": queues,
         "channels": channel_figures(queues),
         "agents": agent_figures(now),
-        "banners": [serialise_banner(b) for b in active_banners(now)],
+        "banners": BannerOut(many=True).dump(active_banners(now)),
         "movable": [{"id": c.id, "channel": c.channel, "label": movable_label(c)} for c in live_conversations()],
     }

@@ -6,7 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from ..auth.access import roles_required
-from ..auth.roles import SUPERVISORS
+from ..auth.roles import DESK_STAFF_SQL, SUPERVISORS
 from ..errors import DomainError
 from ..extensions import db
 from ..web import act
@@ -14,7 +14,7 @@ from ..models import CHANNELS, Queue, User
 from . import actions, bp, reports, tables
 from .csvout import csv_response
 from .figures import (
-    DESK_ROLES, active_banners, current_time, dashboard_snapshot, live_conversations, movable_label,
+    active_banners, current_time, dashboard_snapshot, live_conversations, movable_label,
 )
 
 CHANNEL_LABELS = {
@@ -62,7 +62,7 @@ def _back(anchor: str = ""):
 
 def _act(anchor: str, do, success: str):
     """Run an action and go back to the dashboard (its page again, 4xx, on refusal)."""
-    return act(do, success, lambda: _back(anchor), lambda error: _render_dashboard(error.status))
+    return act(do, success, lambda _: _back(anchor), lambda error: _render_dashboard(error.status))
 
 
 def _int_field(name: str):
@@ -78,7 +78,7 @@ def _int_field(name: str):
 def _render_dashboard(status: int = 200):
     snapshot = dashboard_snapshot()
     agents = db.session.scalars(
-        select(User).where(User.active.is_(True), User.role.in_(DESK_ROLES)).order_by(User.name)).all()
+        select(User).where(User.active.is_(True), User.role.in_(DESK_STAFF_SQL)).order_by(User.name)).all()
     queues = db.session.scalars(select(Queue).where(Queue.channel.in_(("webchat", "email")))
                                 .order_by(Queue.channel, Queue.name)).all()
     return render_template(
@@ -242,18 +242,17 @@ def open_data_json():
 @roles_required(*SUPERVISORS)
 def set_costs():
     """Save the cost per contact of each channel."""
-    try:
+    def save():
         pence = {ch: actions.parse_pounds(request.form[f"cost_{ch}"]) for ch in CHANNELS
                  if (request.form.get(f"cost_{ch}") or "").strip()}
         actions.set_channel_costs(current_user, pence)
-        db.session.commit()
-        flash("Costs per contact saved.", "success")
-    except DomainError as error:
-        db.session.rollback()
-        flash(f"{error.message}: " + "; ".join(m for ms in error.fields.values() for m in ms), "error")
+
+    def refused(error):
         filters, _ = _filters_or_400()
         return _render_reports(filters or reports.parse_filters({}), 400)
-    return redirect(url_for("supervisor.report_page", **request.args) + "#costs")
+
+    return act(save, "Costs per contact saved.",
+               lambda _: redirect(url_for("supervisor.report_page", **request.args) + "#costs"), refused)
 
 
 def banners_for_page():
