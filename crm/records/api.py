@@ -154,7 +154,6 @@ def audit_search(args):
     require_records(current_user)
     query = audit_trail.AuditQuery(person=args["person"], customer_id=args["customer"], case=args["case"],
                                    action=args["action"], start=args["from_"], end=args["to"])
-    db.session.commit()
     if args["format"] == "csv":
         response = Response(stream_with_context(audit_trail.csv_chunks(query)), mimetype="text/csv")
         response.headers["Content-Disposition"] = 'attachment; filename="audit.csv"'

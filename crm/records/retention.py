@@ -59,6 +59,16 @@ def ensure_default_rules() -> list[RetentionRule]:
     return list(db.session.scalars(select(RetentionRule).order_by(RetentionRule.kind, RetentionRule.service_id)))
 
 
+def schedule() -> list[RetentionRule]:
+    """Return the rules as they apply, a default never saved included (shown, not stored: reading writes nothing)."""
+    rules = list(db.session.scalars(select(RetentionRule)))
+    have = {(r.kind, r.service_id) for r in rules}
+    rules += [RetentionRule(kind=kind, service_id=None, period_days=DEFAULT_SCHEDULE[kind][0],
+                            action=DEFAULT_SCHEDULE[kind][1], active=True)
+              for kind in RETENTION_KINDS if (kind, None) not in have]
+    return sorted(rules, key=lambda r: (r.kind, r.service_id is not None, r.service_id or 0))
+
+
 def set_rule(actor, kind: str, period_days, action: str, active: bool = True, service: Optional[Service] = None) -> RetentionRule:
     """Change (or create, for a service's closed cases) a retention rule; audited."""
     errors = {}

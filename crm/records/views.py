@@ -186,8 +186,7 @@ def retention_page():
 
         back = lambda _: redirect(url_for("records.retention_page"))  # noqa: E731
         return act(save, "Schedule saved", back, back)
-    rules = retention.ensure_default_rules()
-    db.session.commit()
+    rules = retention.schedule()
     services = list(db.session.scalars(select(Service).order_by(Service.name)))
     return render_template("records/retention.html", rules=rules, runs=retention.recent_runs(),
                            services=services, labels=retention.LABELS, actions=RETENTION_ACTIONS,

@@ -8,7 +8,7 @@ from crm.customers.timeline import record_contact
 from crm.extensions import db
 from crm.models import (
     AuditLog, Case, Contact, ContactDailyTotal, Conversation, FormDefinition, FormDraft, InboundEmail, LegalHold,
-    Message, ResidentAccount, RetentionRun, Service, utcnow,
+    Message, ResidentAccount, RetentionRule, RetentionRun, Service, utcnow,
 )
 from crm.records.holds import place_hold
 from crm.records.retention import REMOVED, set_rule
@@ -147,6 +147,7 @@ def test_retention_page_lets_admins_edit_schedules_and_officers_run_them(app, cl
     auth.login(admin)
     page = client.get("/records/retention")
     assert page.status_code == 200 and "Raw inbound email bytes" in page.get_data(as_text=True)
+    assert db.session.scalar(select(func.count(RetentionRule.id))) == 0  # the defaults are shown, not stored by a read
     token = csrf_from(page.get_data(as_text=True))
     saved = client.post("/records/retention", data={"csrf_token": token, "kind": "web_form_drafts",
                                                     "period_days": "14", "action": "delete", "active": "yes"})
