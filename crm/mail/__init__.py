@@ -15,7 +15,6 @@ def register(app, api):
     app.register_blueprint(bp)
     add_nav_item("Email", "email.inbox", "agent", "supervisor")
     add_nav_item("Quarantine", "email.quarantine", "admin")
-    from .api import conversations_blp, inbound_blp
+    from .api import inbound_blp
 
     api.register_blueprint(inbound_blp)
-    api.register_blueprint(conversations_blp)

@@ -1,4 +1,4 @@
-"""API of the email channel: POST /inbound/email, GET /conversations/{id}, POST /conversations/{id}/reply.
+"""API of the email channel: POST /inbound/email (the conversation endpoints are crm/conversations/api.py).
 
 POST /inbound/email is for MTAs and mail services, not people: it takes
 `Authorization: Bearer TOKEN` where TOKEN is either the dedicated ingest token
@@ -11,22 +11,15 @@ from flask import current_app, request
 from flask_login import current_user
 from flask_smorest import Blueprint
 
-from .. import visibility
-from ..api import API_PREFIX, api_blueprint
-from ..auth.access import roles_required
-from ..channels.email import ATTACHMENT_URL, receive, reply_to_conversation
-from ..errors import DomainError, NotFound, ValidationFailed
-from ..extensions import csrf, db
-from ..models import Conversation
-from .access import check_view_conversation
-from .schemas import ConversationOut, InboundResultOut, MessageOut, ReplyIn
+from ..api import API_PREFIX
+from ..channels.email import receive
+from ..errors import DomainError, ValidationFailed
+from ..extensions import csrf
+from .schemas import InboundResultOut
 
 inbound_blp = Blueprint("inbound_email", __name__, url_prefix=API_PREFIX + "/inbound",
                         description="Raw inbound email from an MTA or mail service")
 csrf.exempt(inbound_blp)
-
-conversations_blp = api_blueprint("conversations", __name__, "Email threads and chats with their messages",
-                                  "/conversations")
 
 
 def _ingest_token_ok() -> bool:
@@ -64,71 +57,3 @@ def inbound_email():
         raise ValidationFailed("The body is empty: post the raw message", {"message": ["empty"]})
     result = receive(raw, source="http")
     return result.as_dict()
-
-
-def serialise_message(message) -> dict:
-    """Return the API form of a conversation message."""
-    return {
-        "id": message.id,
-        "seq": message.seq,
-        "author": message.author,
-        "author_name": message.author_user.name if message.author_user else None,
-        "direction": message.direction,
-        "internal": message.internal,
-        "body": message.body,
-        "html": message.html,
-        "at": message.created_at.isoformat(),
-        "delivery_status": message.delivery_status,
-        "delivery_error": message.delivery_error,
-        "attachments": [{"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size,
-                         "inline": a.inline, "url": ATTACHMENT_URL.format(id=a.id)} for a in message.attachments],
-    }
-
-
-def serialise_conversation(conversation: Conversation) -> dict:
-    """Return the API form of a conversation with its messages in seq order."""
-    body = {
-        "id": conversation.id,
-        "channel": conversation.channel,
-        "status": conversation.status,
-        "subject": conversation.subject,
-        "customer_id": conversation.customer_id,
-        "queue": conversation.queue.code if conversation.queue else None,
-        "assignee_id": conversation.assignee_id,
-        "messages": [serialise_message(m) for m in conversation.messages],
-    }
-    if conversation.case is not None:
-        body["case_reference"] = conversation.case.reference
-    return body
-
-
-def get_conversation_or_404(conversation_id: int) -> Conversation:
-    """Return the conversation or raise NotFound; 403 when the caller may not read it (sensitive service)."""
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None:
-        raise NotFound(f"No conversation {conversation_id}")
-    check_view_conversation(current_user, conversation)
-    return conversation
-
-
-@conversations_blp.get("/<int:conversation_id>")
-@roles_required()
-@conversations_blp.response(200, ConversationOut)
-def read(conversation_id):
-    """Return a conversation with its messages in seq order."""
-    conversation = get_conversation_or_404(conversation_id)
-    db.session.commit()  # the audit entry of a sensitive read
-    return serialise_conversation(conversation)
-
-
-@conversations_blp.post("/<int:conversation_id>/reply")
-@roles_required()
-@conversations_blp.arguments(ReplyIn)
-@conversations_blp.response(201, MessageOut)
-def reply(data, conversation_id):
-    """Reply to the resident: by email over SMTP with the thread's headers, or into their chat."""
-    conversation = get_conversation_or_404(conversation_id)
-    visibility.check_write_conversation(current_user, conversation)
-    message = reply_to_conversation(conversation, current_user, data["body"], internal=data["internal"])
-    db.session.commit()
-    return serialise_message(message)

@@ -11,7 +11,9 @@ from ..audit import audit
 from ..auth.access import roles_required
 from ..auth.roles import FRONT_LINE
 from ..cases.attachments import THUMBNAIL_TYPES, check_view_attachment, thumbnail, thumbnail_type
-from ..channels.email import reprocess, reply_to_conversation, resolve_conversation, retry_send
+from ..channels.email import reprocess, retry_send
+from ..conversations import lifecycle as conversation_lifecycle, service as conversations
+from ..conversations.access import readable_conversation, visible_conversations
 from ..customers.timeline import describe_event, timeline_page
 from ..cases import lifecycle
 from ..cases import service as cases
@@ -22,7 +24,6 @@ from ..models import (
     Attachment, Conversation, InboundEmail, OutboundEmail, Queue, User, utcnow,
 )
 from . import bp
-from .access import check_view_conversation, visible_conversations
 from .forms import OUTCOME_CHOICES, ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
 from .replying import (
     REPLY_MARKER_SECONDS, canned_replies, clear_replying, fill_placeholders, mark_replying, others_replying,
@@ -31,7 +32,6 @@ from .replying import (
 
 WORKERS = FRONT_LINE
 VIEWS = {"unassigned": "Unassigned", "mine": "Mine", "waiting": "Waiting on customer"}
-OPEN_STATES = ("open", "queued", "assigned", "waiting_customer")
 # Types a browser may show inline; everything else is downloaded, never rendered.
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
 MAX_REPLY_FILES = 5
@@ -43,11 +43,11 @@ def _inbox_query(view: str, queue_id, visible):
     if queue_id:
         query = query.where(Conversation.queue_id == queue_id)
     if view == "mine":
-        query = query.where(Conversation.assignee_id == current_user.id, Conversation.status.in_(OPEN_STATES))
+        query = query.where(Conversation.assignee_id == current_user.id, Conversation.status.in_(conversation_lifecycle.OPEN))
     elif view == "waiting":
         query = query.where(Conversation.status == "waiting_customer")
     else:
-        query = query.where(Conversation.assignee_id.is_(None), Conversation.status.in_(("open", "queued")))
+        query = query.where(Conversation.assignee_id.is_(None), Conversation.status.in_(conversation_lifecycle.UNASSIGNED))
     return query
 
 
@@ -71,15 +71,6 @@ def inbox():
     return render_template("email/inbox.html", conversations=conversations, queues=queues, queue=queue,
                            view=view, views=VIEWS, counts=counts, waiting_since=since, due=due, now=utcnow(),
                            target_hours=reply_target_hours())
-
-
-def _conversation_or_404(conversation_id: int) -> Conversation:
-    """Return the conversation if it exists and the signed-in user may read it (404 / 403)."""
-    conversation = db.session.get(Conversation, conversation_id)
-    if conversation is None:
-        abort(404)
-    check_view_conversation(current_user, conversation)
-    return conversation
 
 
 def _resolve_form(conversation, form=None):
@@ -128,7 +119,7 @@ def _render_conversation(conversation, reply_form=None, note_form=None, resolve_
 @roles_required()
 def conversation(conversation_id):
     """A conversation: the thread with attachments, the customer's timeline beside it, the reply box."""
-    record = _conversation_or_404(conversation_id)
+    record = readable_conversation(current_user, conversation_id)
     db.session.commit()  # the audit entry of a sensitive read
     return _render_conversation(record)
 
@@ -156,7 +147,7 @@ def _uploaded_files(form) -> list:
 @roles_required(*WORKERS)
 def reply(conversation_id):
     """Send the agent's reply to the resident (with files); "Send and resolve" also closes the conversation."""
-    record = _conversation_or_404(conversation_id)
+    record = readable_conversation(current_user, conversation_id)
     form = ReplyForm()
     and_resolve = "and_resolve" in request.form
     if not form.validate_on_submit():
@@ -167,10 +158,10 @@ def reply(conversation_id):
         flash("The reply was not sent: choose the outcome to send and resolve.", "error")
         return _render_conversation(record, reply_form=form, status=400)
     try:
-        reply_to_conversation(record, current_user, form.body.data, attachments=_uploaded_files(form))
+        conversations.reply(record, current_user, form.body.data, attachments=_uploaded_files(form))
         clear_replying(record, current_user)
         if and_resolve:
-            resolve_conversation(record, current_user, "case_raised" if record.case else form.outcome.data)
+            conversations.resolve(record, current_user, "case_raised" if record.case else form.outcome.data)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -190,7 +181,7 @@ def reply(conversation_id):
 @roles_required(*WORKERS)
 def replying(conversation_id):
     """POST: the user is writing a reply (renews their marker); both answer who else is replying now."""
-    record = _conversation_or_404(conversation_id)
+    record = readable_conversation(current_user, conversation_id)
     if request.method == "POST":
         if request.form.get("done") == "1":
             clear_replying(record, current_user)
@@ -205,12 +196,12 @@ def replying(conversation_id):
 @roles_required()
 def note(conversation_id):
     """Add an internal note, which never goes to the resident."""
-    record = _conversation_or_404(conversation_id)
+    record = readable_conversation(current_user, conversation_id)
     form = NoteForm()
     if not form.validate_on_submit():
         flash("Write the note first.", "error")
         return _render_conversation(record, note_form=form, status=400)
-    reply_to_conversation(record, current_user, form.body.data, internal=True)
+    conversations.note(record, current_user, form.body.data)
     db.session.commit()
     flash("Internal note added.", "success")
     return redirect(url_for("email.conversation", conversation_id=record.id))
@@ -220,21 +211,17 @@ def note(conversation_id):
 @roles_required(*WORKERS)
 def assign(conversation_id):
     """Give the conversation to someone (or back to the queue)."""
-    record = _conversation_or_404(conversation_id)
+    record = readable_conversation(current_user, conversation_id)
     raw = request.form.get("assignee", "")
     if not ActionForm().validate_on_submit():
         abort(400)
-    user = None
-    if raw:
-        user = db.session.get(User, int(raw)) if raw.isdigit() else None
-        if user is None or not user.active:
-            flash("Choose a member of staff.", "error")
-            return redirect(url_for("email.conversation", conversation_id=record.id))
-    record.assignee_id = user.id if user else None
-    if record.status in ("open", "queued", "assigned"):
-        record.status = "assigned" if user else "open"
-    audit(current_user, "conversation.assign", "conversation", record.id, assignee=user.id if user else None)
-    db.session.commit()
+    try:
+        user = conversations.assign(current_user, record, int(raw) if raw.isdigit() else (None if not raw else 0))
+        db.session.commit()
+    except DomainError:
+        db.session.rollback()
+        flash("Choose a member of staff.", "error")
+        return redirect(url_for("email.conversation", conversation_id=record.id))
     flash(f"Assigned to {user.name}." if user else "Back in the queue.", "success")
     return redirect(url_for("email.conversation", conversation_id=record.id))
 
@@ -243,7 +230,7 @@ def assign(conversation_id):
 @roles_required(*WORKERS)
 def resolve(conversation_id):
     """Resolve the conversation: with a linked case, take the case's next step; else record the outcome."""
-    record = _conversation_or_404(conversation_id)
+    record = readable_conversation(current_user, conversation_id)
     form = _resolve_form(record, ResolveForm())
     if not form.validate_on_submit():
         flash("Nothing was changed: check the form.", "error")
@@ -263,7 +250,7 @@ def resolve(conversation_id):
         flash("Say how the case was resolved: the resident is told.", "error")
         return _render_conversation(record, resolve_form=form, status=400)
     try:
-        resolve_conversation(record, current_user, form.outcome.data)
+        conversations.resolve(record, current_user, form.outcome.data)
         if case is not None and (form.case_note.data or "").strip():
             cases.add_note(case, form.case_note.data, current_user)
         if step:
@@ -290,7 +277,7 @@ def retry(outbound_id):
     send = db.session.get(OutboundEmail, outbound_id)
     if send is None:
         abort(404)
-    check_view_conversation(current_user, send.conversation)
+    visibility.check_conversation(current_user, send.conversation)
     if not ActionForm().validate_on_submit():
         abort(400)
     try:

@@ -7,34 +7,24 @@ from typing import Optional
 from blinker import Namespace
 from sqlalchemy import delete, select
 
-from .. import visibility
 from ..audit import audit
-from ..auth.roles import CHAT_HOLDERS_SQL
-from ..errors import Conflict, NotFound, ValidationFailed
+from ..conversations import service as conversations
+from ..conversations.service import conversation_moved  # noqa: F401  (crm/webchat/push.py listens to it here)
+from ..errors import NotFound, ValidationFailed
 from ..extensions import db
-from ..models import (
-    CHANNELS, Banner, ChannelCost, ChatSession, Conversation, OpeningHours, Queue, User, utcnow,
-)
+from ..models import CHANNELS, Banner, ChannelCost, Conversation, OpeningHours, User, utcnow
 from ..signals import send_after_commit
-from .figures import ACTIVE_CONVERSATION
 
 MAX_CHAT_CAPACITY = 10
-WORK_ROLES = CHAT_HOLDERS_SQL
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
 _signals = Namespace()
-# Sent after commit when a supervisor moves a chat or an email, so the webchat area can tell
-# the resident and the agents: payload conversation_id, from_agent_id, to_agent_id, queue_id.
-conversation_moved = _signals.signal("supervisor-conversation-moved")
 # Sent after commit when a banner is posted or cleared: payload banner_id, public.
 banner_changed = _signals.signal("supervisor-banner-changed")
 
 
 def _staff(user_id: int) -> User:
-    user = db.session.get(User, user_id)
-    if user is None or not user.active or user.role not in WORK_ROLES:
-        raise NotFound(f"No active agent {user_id}", {"agent_id": ["no such active agent"]})
-    return user
+    return conversations.active_holder(user_id)
 
 
 def set_chat_capacity(actor, agent_id: int, capacity: int) -> User:
@@ -51,7 +41,7 @@ def set_chat_capacity(actor, agent_id: int, capacity: int) -> User:
 
 def set_chat_skills(actor, agent_id: int, skills) -> tuple[User, list[str]]:
     """Set the chat topics an agent handles: their topics' chats go to them (and those alike) first."""
-    from ..webchat import service as webchat
+    from ..webchat import assignment as webchat
 
     agent = _staff(agent_id)
     before = webchat.skills_of(agent)
@@ -63,50 +53,10 @@ def set_chat_skills(actor, agent_id: int, skills) -> tuple[User, list[str]]:
 def move_conversation(actor, conversation_id: int, *, agent_id: Optional[int] = None,
                       queue_code: Optional[str] = None) -> Conversation:
     """Give a live chat or an open email to another agent, or put it back on a queue."""
-    if (agent_id is None) == (queue_code is None):
-        raise ValidationFailed("Say where it goes", {"agent_id": ["give exactly one of agent_id or queue"]})
     conversation = db.session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound(f"No conversation {conversation_id}")
-    visibility.check_conversation(actor, conversation)
-    if conversation.channel not in ("webchat", "email"):
-        raise ValidationFailed("Only chats and emails move", {"conversation_id": ["not a chat or email"]})
-    movable = ("queued", "assigned") if conversation.channel == "webchat" else ACTIVE_CONVERSATION
-    if conversation.status not in movable:
-        raise Conflict("That conversation has finished", {"conversation_id": ["already finished"]})
-    before = {"agent_id": conversation.assignee_id, "queue_id": conversation.queue_id}
-    chat = db.session.get(ChatSession, conversation.id) if conversation.channel == "webchat" else None
-    now = utcnow()
-    if agent_id is not None:
-        agent = _staff(agent_id)
-        conversation.assignee_id = agent.id
-        if chat is not None:
-            conversation.status = "assigned"
-            chat.assigned_at = now
-            chat.first_assigned_at = chat.first_assigned_at or now
-    else:
-        queue = db.session.scalar(select(Queue).where(Queue.code == queue_code))
-        if queue is None:
-            raise NotFound(f"No queue {queue_code}", {"queue": ["unknown queue"]})
-        if queue.channel != conversation.channel:
-            raise ValidationFailed("That queue takes another channel",
-                                   {"queue": [f"{queue.code} is a {queue.channel} queue"]})
-        visibility.check_conversation_move(actor, conversation, queue)
-        conversation.queue_id = queue.id
-        conversation.assignee_id = None
-        if chat is not None:
-            # Put back at the head of the queue, as the webchat area does on transfer.
-            conversation.status = "queued"
-            chat.queued_at, chat.priority, chat.assigned_at = now, 1, None
-        elif conversation.status not in ("queued", "open"):
-            conversation.status = "open"
-    after = {"agent_id": conversation.assignee_id, "queue_id": conversation.queue_id}
-    audit(actor, "supervisor.move_conversation", "conversation", conversation.id,
-          channel=conversation.channel, before=before, after=after)
-    send_after_commit(conversation_moved, conversation_id=conversation.id,
-                      from_agent_id=before["agent_id"], to_agent_id=after["agent_id"],
-                      queue_id=after["queue_id"])
-    return conversation
+    return conversations.move(actor, conversation, agent_id=agent_id, queue_code=queue_code)
 
 
 @dataclass(frozen=True)

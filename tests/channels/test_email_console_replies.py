@@ -6,6 +6,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from crm.channels import email as channel
+from crm.conversations import service as conversations
 from crm.extensions import db
 from crm.mail.replying import fill_placeholders, mark_replying, others_replying, waiting_since
 from crm.models import Case, Contact, Conversation, Message, ReplyMarker, utcnow
@@ -99,7 +100,7 @@ def test_waiting_since_is_the_oldest_message_after_the_last_reply(agent, service
     result = _enquiry()
     conversation = db.session.get(Conversation, result.conversation_id)
     assert waiting_since([conversation.id])[conversation.id] is not None
-    channel.reply_to_conversation(conversation, agent, "On it")
+    conversations.reply(conversation, agent, "On it")
     db.session.commit()
     assert waiting_since([conversation.id]) == {}
 

@@ -9,9 +9,7 @@ from .delivery import deliver, requeue_stalled, retry_send, smtp_send
 from .ingest import (
     ATTACHMENT_URL, Arrival, IngestResult, dedupe_key, receive, receive_many, reprocess, sweep_unprocessed,
 )
-from .outbound import (
-    deliverable_address, queue_email, reply_to_conversation, resolve_conversation, send_to_customer, subject_for,
-)
+from .outbound import deliverable_address, queue_email, send_to_customer, subject_for
 from .parse import parse_email, safe_filename, sanitise_html, trim_reply
 from .routing import CHANNEL, email_queue_for, route_email
 from .threads import new_conversation
@@ -19,7 +17,7 @@ from .threads import new_conversation
 __all__ = [
     "ATTACHMENT_URL", "CHANNEL", "Arrival", "IngestResult", "dedupe_key", "deliver", "deliverable_address",
     "email_queue_for", "new_conversation", "parse_email", "queue_email", "receive", "receive_many",
-    "reply_to_conversation", "reprocess", "requeue_stalled", "resolve_conversation", "retry_send", "route_email",
+    "reprocess", "requeue_stalled", "retry_send", "route_email",
     "safe_filename", "sanitise_html", "send_to_customer", "smtp_send", "subject_for", "sweep_unprocessed",
     "trim_reply",
 ]

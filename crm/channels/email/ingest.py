@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ...batching import current_batch, stage, write_batch
 from ...cases import lifecycle
 from ...cases.service import open_case, reopen_case
+from ...conversations import lifecycle as conversation_lifecycle
 from ...customers.identity import live_customer, reserved_mail_domain, resolve_customer
 from ...customers.timeline import record_contact
 from ...errors import Conflict, DomainError, ValidationFailed
@@ -552,9 +553,7 @@ def _store_inbound_message(inbound: InboundEmail, parsed: ParsedEmail, conversat
 def _append_inbound(inbound, parsed, conversation, customer, index: ThreadIndex) -> Message:
     """Add a resident's reply to its conversation, back in front of the agents."""
     message = _store_inbound_message(inbound, parsed, conversation, index)
-    if conversation.status in ("waiting_customer", "resolved", "closed", "ended", "queued"):
-        conversation.status = "assigned" if conversation.assignee_id else "open"
-        conversation.closed_at = None
+    conversation_lifecycle.back_in_front(conversation)
     record_contact(customer, CHANNEL, summary=f"Email: {parsed.subject or '(no subject)'}"[:300],
                    notes=message.body[:2000], conversation=conversation, case=conversation.case,
                    occurred_at=message.created_at)

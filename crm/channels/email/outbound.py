@@ -9,24 +9,21 @@ from blinker import Namespace
 from flask import current_app
 from sqlalchemy import select
 
-from ...audit import audit
 from ...batching import stage
+from ...conversations import lifecycle
 from ...knowledge.notices import notice_text
 from ...customers.identity import live_customer, reserved_mail_domain
 from ...customers.timeline import record_contact
-from ...errors import Conflict, ValidationFailed
+from ...errors import Conflict
 from ...extensions import db
-from ...models import (
-    OUTCOMES, Attachment, Contact, Conversation, Customer, InboundEmail, Message, OutboundEmail, utcnow,
-)
-from ...signals import message_stored, send_after_commit
+from ...models import Attachment, Conversation, Customer, InboundEmail, Message, OutboundEmail, utcnow
+from ...signals import send_after_commit
 from .parse import OUR_ID_PREFIX, clean_line, date_written
 from .routing import CHANNEL, email_queue_for
 from .threads import ThreadIndex, append_message, new_conversation
 
 
 _signals = Namespace()
-
 # Sent after commit for each queued outbound email; the receiver below hands it to the job queue.
 outbound_email_queued = _signals.signal("outbound-email-queued")
 
@@ -159,30 +156,12 @@ def send_to_customer(customer: Customer, subject: str, body: str, *, case=None,
                        subject=subject_for(conversation, subject), body=body, author="system")
 
 
-def reply_to_conversation(conversation: Conversation, agent, body: str, *, internal: bool = False,
-                          attachments: Iterable = ()) -> Message:
-    """Store an agent's reply (or internal note) and send it: email over SMTP, chat to the resident.
+def send_reply(conversation: Conversation, agent, body: str, attachments: Iterable = ()) -> Message:
+    """Queue an agent's reply by email, threaded, with its files; the conversation then waits on the resident.
 
-    `attachments` are (filename, content type, bytes) sent with an email reply.
+    Called by crm.conversations.service.reply, which has checked the body. `attachments` are
+    (filename, content type, bytes).
     """
-    body = (body or "").strip()
-    if not body:
-        raise ValidationFailed("Write a reply first", {"body": ["required"]})
-    if len(body) > 20000:
-        raise ValidationFailed("The reply is too long", {"body": ["at most 20000 characters"]})
-    if internal:
-        note = append_message(conversation, "agent", body, direction="outbound", author_user=agent, internal=True)
-        send_after_commit(message_stored, message_id=note.id, conversation_id=conversation.id,
-                          channel=conversation.channel, author="agent", internal=True, source="api")
-        return note
-    if conversation.channel != CHANNEL:
-        if conversation.status in ("ended", "closed", "resolved"):
-            raise Conflict("This chat has ended; the resident is no longer there to read a reply",
-                           {"conversation": ["ended"]}, code="ended")
-        message = append_message(conversation, "agent", body, direction="outbound", author_user=agent)
-        send_after_commit(message_stored, message_id=message.id, conversation_id=conversation.id,
-                          channel=conversation.channel, author="agent", internal=False, source="api")
-        return message
     customer = live_customer(conversation.customer)
     last_from = db.session.scalar(select(InboundEmail.from_address).where(
         InboundEmail.conversation_id == conversation.id, InboundEmail.from_address.is_not(None))
@@ -199,7 +178,7 @@ def reply_to_conversation(conversation: Conversation, agent, body: str, *, inter
                                   sha256=hashlib.sha256(data).hexdigest(), data=data))
     if conversation.assignee_id is None:
         conversation.assignee_id = agent.id
-    conversation.status = "waiting_customer"
+    lifecycle.waiting_on_customer(conversation)
     case = conversation.case
     if case is not None and case.first_responded_at is None:
         case.first_responded_at = utcnow()
@@ -208,18 +187,3 @@ def reply_to_conversation(conversation: Conversation, agent, body: str, *, inter
                    occurred_at=message.created_at)
     return message
 
-
-def resolve_conversation(conversation: Conversation, agent, outcome: str) -> None:
-    """Mark a conversation resolved; its contacts still pending take the outcome (for FCR reporting)."""
-    if outcome not in OUTCOMES or outcome == "pending":
-        raise ValidationFailed("Choose an outcome", {"outcome": [f"one of {', '.join(OUTCOMES[:-1])}"]})
-    conversation.status = "resolved"
-    conversation.closed_at = utcnow()
-    if conversation.assignee_id is None:
-        conversation.assignee_id = agent.id
-    pending = db.session.scalars(select(Contact).where(
-        Contact.conversation_id == conversation.id, Contact.outcome == "pending")).all()
-    for contact in pending:
-        contact.outcome = outcome
-        contact.agent_id = contact.agent_id or agent.id
-    audit(agent, "conversation.resolve", "conversation", conversation.id, outcome=outcome)

@@ -10,13 +10,14 @@ from datetime import datetime, timedelta
 from typing import Iterable, Optional
 
 from flask import current_app
-from sqlalchemy import bindparam, func, inspect, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ...audit import audit
 from ...batching import stage
 from ...cases.service import merge_cases
+from ...conversations import lifecycle, service as conversations
 from ...customers.identity import live_customer
 from ...extensions import db
 from ...models import (
@@ -284,7 +285,7 @@ def join_threads(conversation: Conversation, others: list, index: ThreadIndex) -
         winner.case = target
         for loser in losers:
             loser.case = target
-    if winner.status in ("resolved", "closed") and any(c.status not in ("resolved", "closed") for c in losers):
+    if winner.status in lifecycle.DONE and any(c.status not in lifecycle.DONE for c in losers):
         winner.status, winner.closed_at = ("assigned" if winner.assignee_id else "open"), None
     audit(None, "conversation.join", "conversation", winner.id, joined=loser_ids,
           case=target.reference if target is not None else None)
@@ -440,23 +441,11 @@ def append_message(conversation: Conversation, author: str, body: str, *, direct
                    html: Optional[str] = None, author_user=None, internal: bool = False,
                    email_message_id: Optional[str] = None, delivery_status: Optional[str] = None,
                    sent_at: Optional[datetime] = None, index: Optional[ThreadIndex] = None) -> Message:
-    """Add a message with the conversation's next seq; staged (flushed at once outside a batch)."""
-    now = utcnow()
-    if inspect(conversation).pending or (index is not None and conversation.id in index.locked):
-        # New in this batch (nobody else can see it yet) or locked by it: the seq is simply the next number.
-        seq = conversation.last_seq = (conversation.last_seq or 0) + 1
-        conversation.last_message_at = conversation.updated_at = now
-    else:  # one atomic UPDATE ... RETURNING, so concurrent writers never share a seq
-        seq = db.session.execute(
-            update(Conversation).where(Conversation.id == conversation.id)
-            .values(last_seq=Conversation.last_seq + 1, last_message_at=now, updated_at=now)
-            .returning(Conversation.last_seq).execution_options(synchronize_session=False)).scalar_one()
-        db.session.expire(conversation, ["last_seq", "last_message_at", "updated_at"])
-    message = Message(conversation_id=conversation.id, seq=seq, author=author, direction=direction,
-                      author_user_id=getattr(author_user, "id", None), body=body or "", html=html,
-                      internal=internal, email_message_id=email_message_id,
-                      delivery_status=delivery_status, created_at=now, sent_at=sent_at)
-    stage(message)
+    """Add a message to an email conversation; in a batch (`index`), numbered by it and known to it."""
+    message = conversations.append_message(
+        conversation, author, body, direction=direction, html=html, author_user=author_user, internal=internal,
+        email_message_id=email_message_id, delivery_status=delivery_status, sent_at=sent_at,
+        locked=index is not None and conversation.id in index.locked)
     if index is not None:
         index.added_message(conversation, message)
     return message
