@@ -35,13 +35,22 @@ def database_url(url: str) -> str:
     return url
 
 
-def areas():
-    """Return every area of the app in registration order; each exposes register(app, api)."""
+def areas(channels=None):
+    """Return every area of the app in registration order, each with register(app, api).
+
+    The channels (phone, email, webchat, ...) are not listed here: they come from the channel registry
+    (crm/channels/registry.py), or from `channels` (module names, an app's CHANNELS setting) when given.
+    """
     from importlib import import_module
 
+    from .channels import registry
+
+    def named(*names):
+        return [import_module(f"{__name__}.{name}") for name in names]
+
     # Order matters only for the console navigation, which lists links as areas add them.
-    names = ("auth", "api", "console", "admin", "cases", "open311", "webchat", "portal", "supervisor", "mail", "records", "knowledge")
-    return [import_module(f"{__name__}.{name}") for name in names]
+    return [*named("auth", "api", "console", "admin", "cases"), *registry.load(channels),
+            *named("portal", "supervisor", "conversations", "records", "knowledge")]
 
 
 def create_app(config=None):
@@ -98,7 +107,7 @@ def create_app(config=None):
     db_retry.init_app(app)  # before Socket.IO wraps wsgi_app: only HTTP requests are retried
     # The JSON API first, so each area's register() can add its smorest blueprints to it.
     api.init_app(app)
-    for area in areas():
+    for area in areas(app.config.get("CHANNELS")):
         area.register(app, api)
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]

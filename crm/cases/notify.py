@@ -1,11 +1,15 @@
 """Tell people about their cases: residents of public updates, owners of work routed to them.
 
-Outbound mail belongs to the email channel (crm/channels/email.py); it is imported lazily so
-the cases area does not depend on the email area at import time.
+A resident's news goes by the channel the registry says reaches them (crm.channels.registry.reaching):
+the one they prefer when it can deliver to them now, else email, so this module imports no channel.
+A case's new owner is staff, not a resident: that note goes straight to the SMTP relay.
 """
 import logging
 
 from blinker import Namespace
+
+from ..channels import registry
+from ..customers.identity import live_customer
 
 log = logging.getLogger(__name__)
 _signals = Namespace()
@@ -16,63 +20,25 @@ _signals = Namespace()
 case_routed = _signals.signal("case-routed")
 
 
-def case_email_address(case):
-    """Return where a case's news goes: the email given for that case, else the record's (None: nowhere).
-
-    A case reported with only a phone number is not emailed to the record's address: the record may
-    be another person's who shares that phone.
-    """
-    from ..channels.email import deliverable_address  # noqa: PLC0415
-    from ..customers.identity import live_customer  # noqa: PLC0415
-    from ..extensions import db  # noqa: PLC0415
-    from ..models import CustomerIdentity  # noqa: PLC0415
-    from sqlalchemy import select  # noqa: PLC0415
-
-    if case.contact_email:
-        bounced = db.session.scalar(select(CustomerIdentity.undeliverable).where(
-            CustomerIdentity.kind == "email", CustomerIdentity.value == case.contact_email))
-        return None if bounced else case.contact_email
-    if case.contact_phone:
-        return None
-    return deliverable_address(live_customer(case.customer))
-
-
 def send_to_customer(customer, subject: str, body: str, case=None):
-    """Send a message to a resident through the email channel's outbound path (queued after commit).
+    """Send a message to a resident by the channel that reaches them; None when none can (the caller commits).
 
-    News of a case goes to the address the resident gave for that case (see case_email_address).
+    News of a case goes where the resident can be reached for that case: email uses the address given
+    for that case, and a case reported with only a phone number is not emailed to the record's address.
     """
-    from ..channels import email as email_channel  # noqa: PLC0415  (lazy: the email area is separate)
-    from ..customers.identity import live_customer  # noqa: PLC0415
-    from ..extensions import db  # noqa: PLC0415
-    from ..models import Conversation  # noqa: PLC0415
-    from sqlalchemy import select  # noqa: PLC0415
-
-    if case is None or not (case.contact_email or case.contact_phone):
-        return email_channel.send_to_customer(customer, subject, body, case=case)
-    address = case_email_address(case)
-    if address is None:
-        return None
     customer = live_customer(customer)
-    # Like email_channel.send_to_customer, but to the case's own address (that one picks the record's).
-    conversation = db.session.scalar(
-        select(Conversation).where(Conversation.case_id == case.id, Conversation.channel == email_channel.CHANNEL)
-        .order_by(Conversation.id.desc()).limit(1))
-    if conversation is None:
-        conversation = email_channel.new_conversation(customer, subject, case=case, status="resolved",
-                                                      queue=email_channel.email_queue_for(case.service))
-    return email_channel.queue_email(conversation, kind="notification", to_address=address, to_name=customer.name,
-                                     subject=email_channel.subject_for(conversation, subject), body=body,
-                                     author="system")
+    channel = registry.reaching(customer, case)
+    if channel is None:
+        return None
+    return channel.deliver(customer, subject, body, case=case)
 
 
 def notify_customer_of_update(case, event) -> bool:
-    """Email the resident a public update when they gave an address; say whether it was queued.
+    """Send the resident a public update when a channel reaches them; say whether it was queued.
 
-    A resident who turned off "email me updates" in their account is not emailed: the update
+    A resident who turned off news of their reports in their account is not sent it: the update
     still shows on /track and in the account.
     """
-    from ..customers.identity import live_customer  # noqa: PLC0415
     from ..portal.accounts import wants_email_updates  # noqa: PLC0415  (lazy: the portal area is separate)
 
     customer = live_customer(case.customer)
@@ -85,8 +51,7 @@ def notify_customer_of_update(case, event) -> bool:
 
 
 def notify_customer_of_resolution(case, event) -> bool:
-    """Email the resident that their case is resolved and how, when they take email updates."""
-    from ..customers.identity import live_customer  # noqa: PLC0415
+    """Tell the resident that their case is resolved and how, when they take news of their reports."""
     from ..portal.accounts import wants_email_updates  # noqa: PLC0415
 
     customer = live_customer(case.customer)

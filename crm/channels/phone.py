@@ -12,6 +12,20 @@ from ..customers.timeline import record_contact
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Category, Customer, utcnow
+from .registry import Channel
+
+
+class PhoneChannel(Channel):
+    """Calls: an agent logs them; the council cannot ring a resident from here, so nothing is delivered.
+
+    Its pages are the console's call form (crm.console) and POST /api/v1/contacts (crm.api): nothing of its own
+    to register.
+    """
+
+    name = "phone"
+
+
+channel = PhoneChannel()
 
 
 @dataclass

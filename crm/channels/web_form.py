@@ -20,8 +20,22 @@ from ..customers.timeline import record_contact
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db
 from ..models import Attachment, Category, FormDefinition, utcnow
+from . import registry
 
 log = logging.getLogger(__name__)
+
+
+class WebFormChannel(registry.Channel):
+    """Public forms: a resident submits, a case is raised; a form cannot send anything back to the resident.
+
+    Its pages (the public forms, filling one for a caller, editing definitions) belong to crm.portal, which
+    registers them.
+    """
+
+    name = "web_form"
+
+
+channel = WebFormChannel()
 
 FIELD_TYPES = ("text", "textarea", "email", "tel", "radios", "checkboxes", "select", "date", "file")
 CHOICE_TYPES = ("radios", "checkboxes", "select")
@@ -321,15 +335,15 @@ def send_confirmation(definition: FormDefinition, case, customer) -> bool:
     Sent after the case is committed, so a mail problem never loses a report. Skipped when
     the email channel is not installed or the resident gave no email address.
     """
-    from ..cases.notify import case_email_address, send_to_customer
     from ..security import resident_mail_allowed
 
-    address = case_email_address(case)
+    email = registry.find("email")
+    address = email.address(customer, case) if email is not None else None
     if address is None or not resident_mail_allowed(address, "form confirmation"):
         return False  # over the limit the report still stands; the confirmation page shows the reference
     try:
-        send_to_customer(customer, f"{definition.title}: your reference is {case.reference}",
-                         confirmation_text(definition, case, customer), case=case)
+        email.deliver(customer, f"{definition.title}: your reference is {case.reference}",
+                      confirmation_text(definition, case, customer), case=case)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()

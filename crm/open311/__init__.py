@@ -1,8 +1,4 @@
-"""Open311 GeoReport v2: reporting apps list services, post requests and follow them."""
+"""Open311 GeoReport v2: reporting apps list services, post requests and follow them.
 
-
-def register(app, api):
-    """Register the GeoReport v2 endpoints."""
-    from . import views
-
-    app.register_blueprint(views.bp)
+The channel registers through its adapter (crm/open311/channel.py) in the channel registry.
+"""
