@@ -49,6 +49,10 @@ class Channel:
         """Deliver a message to the resident (after commit; the caller commits); None when it cannot reach them."""
         raise Conflict(f"{self.label} cannot send a message to a resident", code="cannot_deliver")
 
+    def reply(self, conversation, agent, body: str, attachments: Iterable = ()):
+        """Send an agent's checked reply in one of this channel's conversations (the caller commits)."""
+        raise Conflict(f"{self.label} has no conversations to reply in", code="cannot_reply")
+
     def register(self, app, api) -> None:
         """Register the channel's own pages, API, socket handlers and commands (none by default)."""
 

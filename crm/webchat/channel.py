@@ -1,9 +1,10 @@
 """The webchat channel's adapter in the channel registry: it reaches a resident only while they are in a live chat."""
-from typing import Optional
+from typing import Iterable, Optional
 
 from sqlalchemy import select
 
 from ..channels.registry import Channel
+from ..conversations import lifecycle
 from ..conversations.service import append_message
 from ..customers.identity import live_customer
 from ..extensions import db
@@ -38,10 +39,17 @@ class WebchatChannel(Channel):
         if chat is None:
             return None
         message = append_message(chat, "system", f"{subject}\n\n{body}", direction="outbound")
-        db.session.flush()
         # Not source=webchat: the chat's own handlers did not store it, so the push receiver delivers it.
         send_after_commit(message_stored, message_id=message.id, conversation_id=chat.id, channel=CHANNEL,
                           author="system", internal=False, source="registry")
+        return message
+
+    def reply(self, conversation, agent, body: str, attachments: Iterable = ()) -> Message:
+        """Add the reply to a chat the resident is still in; the widget gets it after commit (files are not sent)."""
+        lifecycle.check_live_chat(conversation)
+        message = append_message(conversation, "agent", body, direction="outbound", author_user=agent)
+        send_after_commit(message_stored, message_id=message.id, conversation_id=conversation.id,
+                          channel=conversation.channel, author="agent", internal=False, source="api")
         return message
 
     def register(self, app, api) -> None:

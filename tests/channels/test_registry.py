@@ -49,6 +49,8 @@ def test_phone_web_forms_and_open311_cannot_send_to_a_resident(app, services):
         assert not adapter.reaches(resident)
         with pytest.raises(Conflict, match="cannot send a message to a resident"):
             adapter.deliver(resident, "Your case", "News")
+        with pytest.raises(Conflict, match="has no conversations to reply in"):
+            adapter.reply(None, None, "Hello")
 
 
 def test_email_reaches_a_resident_at_an_address_that_has_not_bounced(app, services):
@@ -77,6 +79,17 @@ def _stored_signals():
 
     message_stored.connect(listen)
     return heard, listen
+
+
+def test_a_chat_reply_goes_to_a_resident_still_in_the_chat_and_is_refused_once_they_left(app, services, agent):
+    chat = _chat_of("jane@example.org")
+    webchat = registry.find(chat.channel)
+    reply = webchat.reply(chat, agent, "Let me check that for you")
+    db.session.commit()
+    assert (reply.author, reply.author_user_id, reply.body) == ("agent", agent.id, "Let me check that for you")
+    chat.status = "ended"
+    with pytest.raises(Conflict, match="This chat has ended"):
+        webchat.reply(chat, agent, "Are you there?")
 
 
 def test_news_of_a_case_goes_by_email_when_the_preferred_channel_cannot_send(app, services, smtp_sink):
