@@ -29,6 +29,7 @@ from sqlalchemy.orm import object_session
 
 from .audit import audit
 from .auth.roles import CHAT_STAFF, RECORDS_OFFICERS, SENSITIVE_READERS, SERVICE_OFFICER, STAFF, SUPERVISORS
+from .conversations.lifecycle import LIVE_CHAT
 from .errors import Forbidden, NotFound
 from .extensions import db
 from .models import (
@@ -37,8 +38,6 @@ from .models import (
 
 # Channels a resident reports through in the open: what Open311 may publish.
 PUBLIC_REPORT_CHANNELS = ("open311", "web_form")
-# A chat is live while a resident may still be there; only its holder (or a supervisor) reads it then.
-LIVE_CHAT_STATES = ("queued", "assigned")
 REDACTED = "restricted"
 
 
@@ -197,7 +196,7 @@ def can_work_case(viewer, case: Case) -> bool:
 
 def is_live_chat_of_another(viewer: User, conversation: Conversation) -> bool:
     """Say whether a conversation is a live chat held by someone else (not a supervisor's to read)."""
-    return (conversation.channel == "webchat" and conversation.status in LIVE_CHAT_STATES
+    return (conversation.channel == "webchat" and conversation.status in LIVE_CHAT
             and conversation.assignee_id is not None and conversation.assignee_id != viewer.id
             and not viewer.has_role(*SUPERVISORS))
 
@@ -225,7 +224,7 @@ def can_write_conversation(viewer, conversation: Conversation) -> bool:
     """
     if not is_staff(viewer) or not can_see_conversation(viewer, conversation):
         return False
-    if conversation.channel == "webchat" and conversation.status in LIVE_CHAT_STATES:
+    if conversation.channel == "webchat" and conversation.status in LIVE_CHAT:
         return conversation.assignee_id == viewer.id or viewer.has_role(*SUPERVISORS)
     return True
 
@@ -380,7 +379,7 @@ def check_conversation(viewer, conversation: Conversation) -> Conversation:
 def check_write_conversation(viewer, conversation: Conversation) -> Conversation:
     """Refuse a write (reply, note, assign, resolve) into a conversation the viewer may not work."""
     if not can_write_conversation(viewer, conversation):
-        if is_staff(viewer) and conversation.channel == "webchat" and conversation.status in LIVE_CHAT_STATES:
+        if is_staff(viewer) and conversation.channel == "webchat" and conversation.status in LIVE_CHAT:
             raise Forbidden("Only the agent who holds a live chat writes in it", code="not_yours")
         _refuse(viewer, "conversation")
     return conversation
@@ -488,7 +487,7 @@ def conversation_condition(viewer):
         conditions.append(not_(exists().where(Customer.id == Conversation.customer_id,
                                               Customer.restricted.is_(True))))
     if not viewer.has_role(*SUPERVISORS):
-        conditions.append(not_(and_(Conversation.channel == "webchat", Conversation.status.in_(LIVE_CHAT_STATES),
+        conditions.append(not_(and_(Conversation.channel == "webchat", Conversation.status.in_(LIVE_CHAT),
                                     Conversation.assignee_id.is_not(None))))
     if not conditions:
         return true()
