@@ -86,7 +86,7 @@ def reaching(customer, case=None) -> Optional[Channel]:
     A channel that cannot push (phone, web form, Open311) or has no way to the resident now (no live
     chat, no address that has not bounced) is passed over.
     """
-    for name in dict.fromkeys((getattr(customer, "preferred_channel", None), FALLBACK)):
+    for name in dict.fromkeys((customer.preferred_channel, FALLBACK)):
         adapter = find(name)
         if adapter is not None and adapter.reaches(customer, case):
             return adapter
