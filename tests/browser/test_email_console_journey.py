@@ -55,9 +55,10 @@ def test_colleagues_reply_with_canned_text_and_files_and_resolve_to_the_cases_ne
     first = channel.receive(raw_email(subject="Pothole on Main Street", to="highways@council.example"), source="file")
     second = channel.receive(raw_email(subject="Another pothole", to="highways@council.example",
                                        sender="Sam Resident <sam@example.org>"), source="file")
-    # The first email came in three days ago (received, not the Date header, starts the clock).
+    # The first email came in ten days ago (received, not the Date header, starts the clock): overdue
+    # whatever weekday the test runs on, even across a weekend and Christmas's bank holidays.
     for message in db.session.scalars(select(Message).where(Message.conversation_id == first.conversation_id)):
-        message.created_at -= timedelta(days=3)
+        message.created_at -= timedelta(days=10)
     db.session.commit()
     assert first.case_reference and second.case_reference
     conversation_url = f"/email/conversations/{first.conversation_id}"
