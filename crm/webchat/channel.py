@@ -2,6 +2,7 @@
 from typing import Iterable, Optional
 
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..channels.registry import Channel
 from ..conversations import lifecycle
@@ -39,9 +40,11 @@ class WebchatChannel(Channel):
         if chat is None:
             return None
         message = append_message(chat, "system", f"{subject}\n\n{body}", direction="outbound")
+        set_committed_value(message, "conversation", chat)
         # Not source=webchat: the chat's own handlers did not store it, so the push receiver delivers it.
+        # The payload holds the message until then: the receiver runs after commit, where it may not query.
         send_after_commit(message_stored, message_id=message.id, conversation_id=chat.id, channel=CHANNEL,
-                          author="system", internal=False, source="registry")
+                          author="system", internal=False, source="registry", message=message)
         return message
 
     def reply(self, conversation, agent, body: str, attachments: Iterable = ()) -> Message:

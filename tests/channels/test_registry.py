@@ -1,6 +1,7 @@
 """The channel registry: each channel registered once under its contact channel name, its parts registered
 with the app, and a resident's news sent by the channel they prefer when it can reach them, else by email."""
 import pytest
+import requests
 from sqlalchemy import select
 
 from crm import areas
@@ -14,6 +15,7 @@ from crm.signals import message_stored
 from crm.webchat.chats import start_chat
 from tests import factories
 from tests.conftest import make_test_app
+from tests.webchat.conftest import clients, server_factory  # noqa: F401  (fixtures: a real server, real sockets)
 
 BUILT_IN_NAMES = ["phone", "webchat", "email", "web_form", "open311"]
 
@@ -119,6 +121,22 @@ def test_news_of_a_case_goes_into_the_live_chat_of_a_resident_who_prefers_webcha
     # Announced as stored elsewhere, so the webchat push delivers it to the resident's widget.
     assert [(p["message_id"], p["source"]) for p in heard if p["conversation_id"] == chat.id] == [(told.id, "registry")]
     assert smtp_sink.messages == [] and db.session.query(OutboundEmail).count() == 0
+
+
+def test_a_resident_in_a_live_chat_reads_the_news_of_their_case_in_the_widget(app, services, server_factory, clients,
+                                                                              make_user, api_token):
+    server = server_factory()
+    resident = clients(server.url, "/webchat")
+    started = resident.call("start", {"name": "Jane Resident", "email": "jane@example.org"})
+    chat = db.session.get(Conversation, started["conversation_id"])
+    chat.customer.preferred_channel = "webchat"
+    case = factories.case(chat.customer)
+    supervisor = make_user("supervisor")
+    answer = requests.patch(f"{server.url}/api/v1/cases/{case.reference}", headers=api_token(supervisor),
+                            json={"public_update": "The crew will be there on Tuesday."}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    told = resident.expect("message", lambda d: d["author"] == "system")
+    assert "The crew will be there on Tuesday." in told["body"] and case.reference in told["body"]
 
 
 def test_news_falls_back_to_email_once_the_preferred_chat_has_ended(app, services, smtp_sink):
