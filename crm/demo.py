@@ -256,6 +256,6 @@ def seed_demo(password: str, customers: int = 300, seed: int = 2026):
 
     seed_knowledge()
     db.session.commit()
-    from .mail.demo import seed_email_demo
+    from .channels.email.demo import seed_email_demo
 
     seed_email_demo()

@@ -39,7 +39,7 @@ def check_view_attachment(user, attachment: Attachment) -> None:
     if visibility is not None and hasattr(visibility, "check_attachment"):
         visibility.check_attachment(user, attachment)
         return
-    from ..mail.access import check_view_conversation  # noqa: PLC0415  (mail imports cases)
+    from ..visibility import check_conversation as check_view_conversation  # noqa: PLC0415
     from .queries import check_view  # noqa: PLC0415
 
     if attachment.message is not None:

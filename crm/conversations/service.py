@@ -13,7 +13,8 @@ from .. import visibility
 from ..audit import audit
 from ..auth.roles import CHAT_HOLDERS_SQL
 from ..batching import stage
-from ..errors import NotFound, ValidationFailed
+from ..channels import registry
+from ..errors import Conflict, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import OUTCOMES, Contact, Conversation, Message, Queue, User, utcnow
 from ..signals import message_stored, send_after_commit
@@ -74,22 +75,17 @@ def note(conversation: Conversation, agent, body: str) -> Message:
 
 def reply(conversation: Conversation, agent, body: str, *, internal: bool = False,
           attachments: Iterable = ()) -> Message:
-    """Store an agent's reply (or internal note) and send it: email over SMTP, a chat to the resident.
+    """Store an agent's reply (or internal note) and send it by the conversation's channel (crm/channels/registry.py).
 
     `attachments` are (filename, content type, bytes) sent with an email reply.
     """
     if internal:
         return note(conversation, agent, body)
     body = _checked_body(body)
-    if conversation.channel == "email":
-        from ..channels.email.outbound import send_reply  # noqa: PLC0415  (the email channel builds on this core)
-
-        return send_reply(conversation, agent, body, attachments)
-    lifecycle.check_live_chat(conversation)
-    message = append_message(conversation, "agent", body, direction="outbound", author_user=agent)
-    send_after_commit(message_stored, message_id=message.id, conversation_id=conversation.id,
-                      channel=conversation.channel, author="agent", internal=False, source="api")
-    return message
+    adapter = registry.find(conversation.channel)
+    if adapter is None:
+        raise Conflict(f"No channel {conversation.channel} to reply by", code="cannot_reply")
+    return adapter.reply(conversation, agent, body, attachments)
 
 
 def resolve(conversation: Conversation, agent, outcome: str) -> None:

@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
-from crm.mail.sources import iter_mbox
-from crm.mail.smtp import make_controller
+from crm.channels.email.smtp import make_controller
+from crm.channels.email.sources import iter_mbox
 from crm.models import Conversation, InboundEmail
 from tests.support import free_port
 from tests.channels.mailbuilder import raw_email

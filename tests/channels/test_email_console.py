@@ -116,7 +116,7 @@ def test_attachments_that_are_not_images_download_instead_of_rendering(agent_cli
 
 def test_demo_email_data_fills_the_inbox_without_sending_anything(agent_client, smtp_sink):
     from crm import demo
-    from crm.mail.demo import seed_email_demo
+    from crm.channels.email.demo import seed_email_demo
 
     demo.seed_services()
     for n in range(4):

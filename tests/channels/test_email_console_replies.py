@@ -8,7 +8,7 @@ from sqlalchemy import select
 from crm.channels import email as channel
 from crm.conversations import service as conversations
 from crm.extensions import db
-from crm.mail.replying import fill_placeholders, mark_replying, others_replying, waiting_since
+from crm.channels.email.replying import fill_placeholders, mark_replying, others_replying, waiting_since
 from crm.models import Case, Contact, Conversation, Message, ReplyMarker, utcnow
 from tests.channels.mailbuilder import raw_email
 from tests.conftest import csrf_from

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from crm.cases.service import add_event
 from crm.channels import email as channel
 from crm.extensions import db
-from crm.mail.sources import iter_maildir
+from crm.channels.email.sources import iter_maildir
 from crm.models import AuditLog, Case, Conversation, CustomerIdentity, InboundEmail, Message
 from tests import factories
 from tests.channels.test_email_cli_smtp import write_mbox

@@ -1,5 +1,5 @@
 """The email channel's adapter in the channel registry: it reaches a resident at an address that has not bounced."""
-from typing import Optional
+from typing import Iterable, Optional
 
 from sqlalchemy import select
 
@@ -7,7 +7,7 @@ from ...customers.identity import live_customer
 from ...extensions import db
 from ...models import Conversation, CustomerIdentity, Message
 from ..registry import Channel
-from .outbound import deliverable_address, queue_email, send_to_customer, subject_for
+from .outbound import deliverable_address, queue_email, send_reply, send_to_customer, subject_for
 from .routing import CHANNEL, email_queue_for
 from .threads import new_conversation
 
@@ -49,6 +49,10 @@ class EmailChannel(Channel):
                                             queue=email_queue_for(case.service))
         return queue_email(conversation, kind="notification", to_address=address, to_name=customer.name,
                            subject=subject_for(conversation, subject), body=body, author="system")
+
+    def reply(self, conversation, agent, body: str, attachments: Iterable = ()) -> Message:
+        """Queue the reply by email, threaded, with its files; the conversation then waits on the resident."""
+        return send_reply(conversation, agent, body, attachments)
 
     def register(self, app, api) -> None:
         """Register the email console pages, the inbound API and the mail commands."""

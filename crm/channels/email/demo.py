@@ -5,9 +5,9 @@ from email.message import EmailMessage
 from flask import current_app
 from sqlalchemy import select
 
-from ..channels.email import receive
-from ..extensions import db
-from ..models import CannedReply, Customer, CustomerIdentity
+from .ingest import receive
+from ...extensions import db
+from ...models import CannedReply, Customer, CustomerIdentity
 
 # Placeholders {resident_name}, {case_reference} and {agent_name} are filled in on the conversation page.
 CANNED = [

@@ -9,9 +9,9 @@ import logging
 from aiosmtpd.controller import Controller
 from sqlalchemy import func, select
 
-from ..channels.email import receive
-from ..extensions import db
-from ..models import Service
+from .ingest import receive
+from ...extensions import db
+from ...models import Service
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ import click
 from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..channels.email import Arrival, receive_many
-from ..cli import crm, fail
-from ..extensions import db
+from .ingest import Arrival, receive_many
+from ...cli import crm, fail
+from ...extensions import db
 from .sources import NotAMailbox, iter_messages
 
 COUNT_KEYS = ("ingested", "threaded", "duplicate", "auto_reply", "quarantined")

@@ -4,8 +4,8 @@ from flask_wtf.file import MultipleFileField
 from wtforms import SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
-from ..labels import LABELS
-from ..models import OUTCOMES
+from ...labels import LABELS
+from ...models import OUTCOMES
 
 # The outcome starts empty: an untouched form must not count as resolved at first contact.
 OUTCOME_CHOICES = [("", "Choose the outcome")] + [(o, LABELS["outcome"][o]) for o in OUTCOMES if o != "pending"]

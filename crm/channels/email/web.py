@@ -2,34 +2,34 @@
 from email import policy
 from email.parser import BytesHeaderParser
 
-from flask import Response, abort, flash, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from .. import labels, visibility
-from ..audit import audit
-from ..auth.access import roles_required
-from ..auth.roles import FRONT_LINE
-from ..cases.attachments import THUMBNAIL_TYPES, check_view_attachment, thumbnail, thumbnail_type
-from ..channels.email import reprocess, retry_send
-from ..conversations import lifecycle as conversation_lifecycle, service as conversations
-from ..conversations.access import readable_conversation, visible_conversations
-from ..customers.timeline import describe_event, timeline_page
-from ..cases import lifecycle
-from ..cases import service as cases
-from ..cases.queries import can_work
-from ..errors import DomainError, ValidationFailed
-from ..extensions import db
-from ..models import (
-    Attachment, Conversation, InboundEmail, OutboundEmail, Queue, User, utcnow,
-)
-from . import bp
+from ... import labels, visibility
+from ...audit import audit
+from ...auth.access import roles_required
+from ...auth.roles import FRONT_LINE
+from ...cases.attachments import THUMBNAIL_TYPES, check_view_attachment, thumbnail, thumbnail_type
+from ...cases import lifecycle
+from ...cases import service as cases
+from ...cases.queries import can_work
+from ...conversations import lifecycle as conversation_lifecycle, service as conversations
+from ...conversations.access import readable_conversation, visible_conversations
+from ...customers.timeline import describe_event, timeline_page
+from ...errors import ValidationFailed
+from ...extensions import db
+from ...models import Attachment, Conversation, InboundEmail, OutboundEmail, Queue, User, utcnow
+from ...web import act
+from .delivery import retry_send
+from .ingest import reprocess
 from .forms import OUTCOME_CHOICES, ActionForm, AssignForm, NoteForm, ReplyForm, ResolveForm
 from .replying import (
     REPLY_MARKER_SECONDS, canned_replies, clear_replying, fill_placeholders, mark_replying, others_replying,
     placeholder_values, reply_due, reply_target_hours, waiting_since,
 )
 
+bp = Blueprint("email", __name__, url_prefix="/email")
 WORKERS = FRONT_LINE
 VIEWS = {"unassigned": "Unassigned", "mine": "Mine", "waiting": "Waiting on customer"}
 # Types a browser may show inline; everything else is downloaded, never rendered.
@@ -119,9 +119,7 @@ def _render_conversation(conversation, reply_form=None, note_form=None, resolve_
 @roles_required()
 def conversation(conversation_id):
     """A conversation: the thread with attachments, the customer's timeline beside it, the reply box."""
-    record = readable_conversation(current_user, conversation_id)
-    db.session.commit()  # the audit entry of a sensitive read
-    return _render_conversation(record)
+    return _render_conversation(readable_conversation(current_user, conversation_id))
 
 
 def _uploaded_files(form) -> list:
@@ -157,24 +155,24 @@ def reply(conversation_id):
         form.outcome.errors = list(form.outcome.errors) + ["Choose the outcome before you send and resolve"]
         flash("The reply was not sent: choose the outcome to send and resolve.", "error")
         return _render_conversation(record, reply_form=form, status=400)
-    try:
+
+    def send():
         conversations.reply(record, current_user, form.body.data, attachments=_uploaded_files(form))
         clear_replying(record, current_user)
         if and_resolve:
             conversations.resolve(record, current_user, "case_raised" if record.case else form.outcome.data)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
+
+    def refused(error):
         for name, messages in error.fields.items():
             if name in form:
                 form[name].errors = list(form[name].errors) + list(messages)
-        flash(error.message, "error")
         return _render_conversation(record, reply_form=form, status=error.status)
+
     if and_resolve:
-        flash("Reply queued for sending, and the conversation is resolved.", "success")
-        return redirect(url_for("email.inbox"))
-    flash("Reply queued for sending.", "success")
-    return redirect(url_for("email.conversation", conversation_id=record.id))
+        return act(send, "Reply queued for sending, and the conversation is resolved.",
+                   lambda _: redirect(url_for("email.inbox")), refused)
+    return act(send, "Reply queued for sending.",
+               lambda _: redirect(url_for("email.conversation", conversation_id=record.id)), refused)
 
 
 @bp.route("/conversations/<int:conversation_id>/replying", methods=["GET", "POST"])
@@ -187,8 +185,8 @@ def replying(conversation_id):
             clear_replying(record, current_user)
         else:
             mark_replying(record, current_user)
+        db.session.commit()
     others = others_replying(record, current_user)
-    db.session.commit()
     return jsonify({"others": others, "expires_in": REPLY_MARKER_SECONDS})
 
 
@@ -201,10 +199,9 @@ def note(conversation_id):
     if not form.validate_on_submit():
         flash("Write the note first.", "error")
         return _render_conversation(record, note_form=form, status=400)
-    conversations.note(record, current_user, form.body.data)
-    db.session.commit()
-    flash("Internal note added.", "success")
-    return redirect(url_for("email.conversation", conversation_id=record.id))
+    return act(lambda: conversations.note(record, current_user, form.body.data), "Internal note added.",
+               lambda _: redirect(url_for("email.conversation", conversation_id=record.id)),
+               lambda error: _render_conversation(record, note_form=form, status=error.status))
 
 
 @bp.route("/conversations/<int:conversation_id>/assign", methods=["POST"])
@@ -215,15 +212,13 @@ def assign(conversation_id):
     raw = request.form.get("assignee", "")
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        user = conversations.assign(current_user, record, int(raw) if raw.isdigit() else (None if not raw else 0))
-        db.session.commit()
-    except DomainError:
-        db.session.rollback()
+    back = redirect(url_for("email.conversation", conversation_id=record.id))
+    if raw and not raw.isdigit():
         flash("Choose a member of staff.", "error")
-        return redirect(url_for("email.conversation", conversation_id=record.id))
-    flash(f"Assigned to {user.name}." if user else "Back in the queue.", "success")
-    return redirect(url_for("email.conversation", conversation_id=record.id))
+        return back
+    return act(lambda: conversations.assign(current_user, record, int(raw) if raw else None),
+               lambda user: f"Assigned to {user.name}." if user else "Back in the queue.",
+               lambda _: back, lambda _: back)
 
 
 @bp.route("/conversations/<int:conversation_id>/resolve", methods=["POST"])
@@ -249,25 +244,22 @@ def resolve(conversation_id):
         form.case_reason.errors = list(form.case_reason.errors) + ["Say how the case was resolved"]
         flash("Say how the case was resolved: the resident is told.", "error")
         return _render_conversation(record, resolve_form=form, status=400)
-    try:
+
+    def resolve_and_step():
         conversations.resolve(record, current_user, form.outcome.data)
         if case is not None and (form.case_note.data or "").strip():
             cases.add_note(case, form.case_note.data, current_user)
         if step:
             cases.change_status(case, step, current_user, reason=(form.case_reason.data or "").strip() or None)
         clear_replying(record, current_user)
-        db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return _render_conversation(record, resolve_form=form, status=error.status)
+
     done = "Conversation resolved."
     if step:
         done += f" Case {case.reference} is now {labels.label(step, 'case_status').lower()}."
     elif case is not None:
         done += f" Case {case.reference} stays with {case.service.name}."
-    flash(done, "success")
-    return redirect(url_for("email.inbox"))
+    return act(resolve_and_step, done, lambda _: redirect(url_for("email.inbox")),
+               lambda error: _render_conversation(record, resolve_form=form, status=error.status))
 
 
 @bp.route("/outbound/<int:outbound_id>/retry", methods=["POST"])
@@ -280,14 +272,8 @@ def retry(outbound_id):
     visibility.check_conversation(current_user, send.conversation)
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        retry_send(send)
-        db.session.commit()
-        flash("Sending again.", "success")
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-    return redirect(url_for("email.conversation", conversation_id=send.conversation_id))
+    back = redirect(url_for("email.conversation", conversation_id=send.conversation_id))
+    return act(lambda: retry_send(send), "Sending again.", lambda _: back, lambda _: back)
 
 
 def _attachment_or_404(attachment_id: int) -> Attachment:
@@ -296,7 +282,6 @@ def _attachment_or_404(attachment_id: int) -> Attachment:
     if item is None:
         abort(404)
     check_view_attachment(current_user, item)
-    db.session.commit()  # the audit entry of a sensitive read
     return item
 
 
@@ -306,7 +291,7 @@ def attachment(attachment_id):
     """Serve a stored attachment: images and PDFs inline (or as a download when asked), everything else downloaded."""
     item = _attachment_or_404(attachment_id)
     inline = item.content_type in INLINE_TYPES and request.args.get("download") != "1"
-    from ..security import content_disposition
+    from ...security import content_disposition
 
     response = Response(item.data, mimetype=item.content_type if item.content_type in INLINE_TYPES
                         else "application/octet-stream")
@@ -353,7 +338,6 @@ def quarantined_message(inbound_id):
         headers = []
     preview = row.raw[:20000].decode("utf-8", errors="replace")
     audit(current_user, "inbound_email.view", "inbound_email", row.id)
-    db.session.commit()
     return render_template("email/quarantined_message.html", row=row, headers=headers, preview=preview,
                            form=ActionForm())
 
@@ -380,14 +364,13 @@ def reprocess_message(inbound_id):
     if not ActionForm().validate_on_submit():
         abort(400)
     audit(current_user, "inbound_email.reprocess", "inbound_email", row.id)
-    try:
-        result = reprocess(row)
-    except DomainError as error:
-        db.session.rollback()
-        flash(error.message, "error")
-        return redirect(url_for("email.quarantine"))
-    if result.status == "quarantined":
-        flash(f"Still quarantined: {result.reason}", "error")
-    else:
-        flash(f"Message {row.id} {result.status.replace('_', ' ')}.", "success")
-    return redirect(url_for("email.quarantine"))
+    back = redirect(url_for("email.quarantine"))
+
+    def answer(result):
+        if result.status == "quarantined":
+            flash(f"Still quarantined: {result.reason}", "error")
+        return back
+
+    return act(lambda: reprocess(row),
+               lambda result: None if result.status == "quarantined" else
+               f"Message {row.id} {result.status.replace('_', ' ')}.", answer, lambda _: back)

@@ -9,9 +9,9 @@ from typing import Optional
 from flask import current_app
 from sqlalchemy import delete, func, or_, select, type_coerce
 
-from ..cases.sla import WorkingCalendar
-from ..extensions import db
-from ..models import CannedReply, Conversation, Message, ReplyMarker, User, UTCDateTime, utcnow
+from ...cases.sla import WorkingCalendar
+from ...extensions import db
+from ...models import CannedReply, Conversation, Message, ReplyMarker, User, UTCDateTime, utcnow
 
 REPLY_MARKER_SECONDS = 60
 DEFAULT_REPLY_TARGET_HOURS = 16  # two working days
@@ -50,7 +50,7 @@ def canned_replies(channel: str) -> list[CannedReply]:
 
 def placeholder_values(conversation: Conversation, agent: User) -> dict:
     """Return what each placeholder stands for in this conversation."""
-    from ..customers.identity import live_customer  # noqa: PLC0415
+    from ...customers.identity import live_customer  # noqa: PLC0415
 
     customer = live_customer(conversation.customer)
     return {"resident_name": customer.name if customer else "", "agent_name": agent.name,

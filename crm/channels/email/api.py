@@ -11,10 +11,10 @@ from flask import current_app, request
 from flask_login import current_user
 from flask_smorest import Blueprint
 
-from ..api import API_PREFIX
-from ..channels.email import receive
-from ..errors import DomainError, ValidationFailed
-from ..extensions import csrf
+from ...api import API_PREFIX
+from ...errors import DomainError, ValidationFailed
+from ...extensions import csrf
+from .ingest import receive
 from .schemas import InboundResultOut
 
 inbound_blp = Blueprint("inbound_email", __name__, url_prefix=API_PREFIX + "/inbound",
