@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy.exc import SQLAlchemyError
 
 from .ingest import Arrival, receive_many
-from ...cli import crm, fail
+from ...cli import collect_between_batches, crm, fail
 from ...extensions import db
 from .sources import NotAMailbox, iter_messages
 
@@ -29,6 +29,12 @@ def ingest_email_command(paths, progress_every, batch):
 
     Importing the same files again is safe: what was stored already is reported duplicate.
     """
+    with collect_between_batches() as collect:
+        _ingest(paths, progress_every, batch, collect)
+
+
+def _ingest(paths, progress_every: int, batch: int, collect) -> None:
+    """Store, process and commit the messages at paths a batch at a time; echo progress and the counts."""
     counts = dict.fromkeys(COUNT_KEYS, 0)
     seen = 0
     started = time.monotonic()
@@ -41,6 +47,7 @@ def ingest_email_command(paths, progress_every, batch):
             counts[result.status] += 1
         db.session.commit()
         db.session.expunge_all()  # keep memory flat however long the mailbox
+        collect()  # the batch's rows, now garbage, go before the next batch is read
         before, seen = seen, seen + len(pending)
         pending.clear()
         if seen // progress_every > before // progress_every:
