@@ -105,7 +105,7 @@ def notify_new_owner(case_id: int, rerouted: bool) -> bool:
     if not address:
         log.info("case %s has no owner address to notify", case.reference)
         return False
-    from ..channels import email as email_channel  # noqa: PLC0415
+    from ..channels.email.transport import send_mail  # noqa: PLC0415
 
-    email_channel.smtp_send(mime, mime["From"], [address])
+    send_mail(mime, mime["From"], [address])
     return True

@@ -1,45 +1,16 @@
-"""Mail for resident accounts: one-time sign-in links, sent straight over SMTP.
+"""Mail for resident accounts: one-time sign-in links, sent straight by the mail transport.
 
 They do not go through the email channel's send_to_customer on purpose: that keeps the
 message on the customer's timeline, where staff would read a link that signs in as the resident.
 """
-import logging
-import smtplib
-from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
-
-from ..jobs import app_config, job
-
-log = logging.getLogger(__name__)
-
-
-def build_message(to: str, subject: str, body: str) -> EmailMessage:
-    """Return a plain-text message from the council to one address."""
-    message = EmailMessage()
-    message["From"] = formataddr((app_config("EMAIL_FROM_NAME", "Council"), app_config("CRM_MAIL_FROM")))
-    message["To"] = to
-    message["Subject"] = subject
-    message["Message-ID"] = make_msgid(domain=app_config("CRM_MAIL_DOMAIN"))
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: nobody should auto-reply to it
-    message.set_content(body)
-    return message
-
-
-def smtp_deliver(message: EmailMessage) -> None:
-    """Hand a message to the configured SMTP relay."""
-    host, port = app_config("SMTP_HOST"), int(app_config("SMTP_PORT"))
-    with smtplib.SMTP(host, port, timeout=int(app_config("SMTP_TIMEOUT", 30))) as smtp:
-        if app_config("SMTP_STARTTLS"):
-            smtp.starttls()
-        if app_config("SMTP_USERNAME"):
-            smtp.login(app_config("SMTP_USERNAME"), app_config("SMTP_PASSWORD") or "")
-        smtp.send_message(message)
+from ..channels.email.transport import plain_message, send_mail
+from ..jobs import job
 
 
 @job(retries=3, retry_delay=30)
 def send_account_mail(to: str, subject: str, body: str) -> None:
     """Send one account email (retried when the relay is down)."""
-    smtp_deliver(build_message(to, subject, body))
+    send_mail(plain_message(to, subject, body))
 
 
 def sign_in_link_body(name: str, url: str, already_registered: bool = False) -> str:

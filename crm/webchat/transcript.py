@@ -1,10 +1,10 @@
 """Email a chat's transcript to the resident who asks for it (a background job)."""
-import smtplib
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 from sqlalchemy import select, update
 
+from ..channels.email.transport import send_mail
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..jobs import app_config, job
@@ -66,9 +66,4 @@ def send_transcript(conversation_id: int, to_address: str) -> None:
     mail["Message-ID"] = make_msgid(domain=app_config("CRM_MAIL_DOMAIN"))
     mail["Auto-Submitted"] = "auto-generated"
     mail.set_content(transcript_text(conversation))
-    with smtplib.SMTP(app_config("SMTP_HOST"), app_config("SMTP_PORT"), timeout=30) as smtp:
-        if app_config("SMTP_STARTTLS"):
-            smtp.starttls()
-        if app_config("SMTP_USERNAME"):
-            smtp.login(app_config("SMTP_USERNAME"), app_config("SMTP_PASSWORD"))
-        smtp.send_message(mail)
+    send_mail(mail)

@@ -3,7 +3,6 @@ import html as html_lib
 import logging
 import re
 import smtplib
-import ssl
 from datetime import timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -20,6 +19,7 @@ from ...jobs import crontab, huey, job, periodic_job
 from ...models import CustomerIdentity, OutboundEmail, utcnow
 from ...signals import send_after_commit
 from .outbound import outbound_email_queued, reply_address
+from .transport import send_mail
 
 
 log = logging.getLogger(__name__)
@@ -66,19 +66,6 @@ def build_mime(send: OutboundEmail) -> EmailMessage:
     return mime
 
 
-def smtp_send(mime: EmailMessage, envelope_from: str, recipients: list) -> None:
-    """Hand a message to the configured SMTP relay (STARTTLS and login when configured)."""
-    config = current_app.config
-    with smtplib.SMTP(config["SMTP_HOST"], config["SMTP_PORT"], timeout=config.get("SMTP_TIMEOUT", 30)) as smtp:
-        smtp.ehlo()
-        if config.get("SMTP_STARTTLS"):
-            smtp.starttls(context=ssl.create_default_context())
-            smtp.ehlo()
-        if config.get("SMTP_USERNAME"):
-            smtp.login(config["SMTP_USERNAME"], config.get("SMTP_PASSWORD") or "")
-        smtp.send_message(mime, from_addr=envelope_from, to_addrs=recipients)
-
-
 def _permanent(exc: Exception) -> bool:
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
         return all(code >= 500 for code, _ in exc.recipients.values())
@@ -109,7 +96,7 @@ def deliver(outbound_id: int) -> str:
     # Automatic mail goes out with the null sender (RFC 3834), so nothing bounces back into a loop.
     envelope_from = "" if send.kind == "ack" else current_app.config["CRM_MAIL_FROM"]
     try:
-        smtp_send(build_mime(send), envelope_from, [send.to_address])
+        send_mail(build_mime(send), envelope_from, [send.to_address])
     except (smtplib.SMTPException, OSError) as exc:
         error = f"{exc.__class__.__name__}: {exc}"[:2000]
         final = _permanent(exc) or send.attempts >= current_app.config["EMAIL_SEND_ATTEMPTS"]
