@@ -12,6 +12,7 @@ from typing import Callable, Optional
 from sqlalchemy import String, and_, cast, delete, exists, func, literal, not_, or_, select, update
 
 from ..audit import audit
+from ..conversations import lifecycle as conversation_lifecycle
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..models import (
@@ -145,9 +146,9 @@ def _targets(rule, services_with_own_rule) -> Target:
             due = and_(due, Case.title != REMOVED)
         return Target(Case, due, Case.id.in_(held_case_ids()))
     if kind == "email_conversations":
-        return _conversation_target(rule, "email", ("resolved", "closed"), anonymise)
+        return _conversation_target(rule, "email", conversation_lifecycle.DONE, anonymise)
     if kind == "webchat_transcripts":
-        return _conversation_target(rule, "webchat", ("ended", "closed", "resolved"), anonymise)
+        return _conversation_target(rule, "webchat", conversation_lifecycle.FINISHED, anonymise)
     if kind == "phone_contact_notes":
         due = and_(Contact.channel == "phone", Contact.occurred_at < cutoff)
         if anonymise:

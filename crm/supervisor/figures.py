@@ -20,15 +20,13 @@ from flask import current_app
 from sqlalchemy import and_, case, func, select, type_coerce
 
 from ..auth.roles import DESK_STAFF_SQL
+from ..conversations import lifecycle as conversation_lifecycle
 from ..extensions import db
 from ..models import (
     AgentPresence, AgentSkill, AgentSocket, Banner, Case, ChatSession, Contact, Conversation, Queue, User, UTCDateTime, utcnow,
 )
 from .schemas import BannerOut
 
-# "ended": the resident left a chat the agent has not closed yet; it still takes a chat slot.
-ACTIVE_CONVERSATION = ("queued", "open", "assigned", "waiting_customer", "ended")
-WAITING_CONVERSATION = ("queued", "open")
 FINISHED_CASE = ("resolved", "closed")
 LOCAL_TZ = ZoneInfo("Europe/London")
 
@@ -90,7 +88,7 @@ def _conversation_counts(now: datetime, rows: dict) -> None:
     """Add waiting, in-progress, oldest wait and over-target email to the queue rows."""
     since = _waiting_since()
     unassigned = Conversation.assignee_id.is_(None)
-    waiting = and_(unassigned, Conversation.status.in_(WAITING_CONVERSATION))
+    waiting = and_(unassigned, Conversation.status.in_(conversation_lifecycle.UNASSIGNED))
     stmt = (
         select(
             Conversation.queue_id,
@@ -99,7 +97,7 @@ def _conversation_counts(now: datetime, rows: dict) -> None:
             type_coerce(func.min(case((waiting, since))), UTCDateTime),
         )
         .outerjoin(ChatSession, ChatSession.conversation_id == Conversation.id)
-        .where(Conversation.status.in_(ACTIVE_CONVERSATION), Conversation.queue_id.is_not(None))
+        .where(Conversation.status.in_(conversation_lifecycle.ACTIVE), Conversation.queue_id.is_not(None))
         .group_by(Conversation.queue_id)
     )
     for queue_id, waiting_count, in_progress, oldest in db.session.execute(stmt):
@@ -154,7 +152,7 @@ def _work_in_hand() -> dict:
     held = defaultdict(dict)
     stmt = (
         select(Conversation.assignee_id, Conversation.channel, func.count())
-        .where(Conversation.status.in_(ACTIVE_CONVERSATION), Conversation.assignee_id.is_not(None))
+        .where(Conversation.status.in_(conversation_lifecycle.ACTIVE), Conversation.assignee_id.is_not(None))
         .group_by(Conversation.assignee_id, Conversation.channel)
     )
     for user_id, channel, count in db.session.execute(stmt):
@@ -273,7 +271,7 @@ def live_conversations(limit: int = 100) -> list[Conversation]:
 
     return db.session.scalars(
         select(Conversation)
-        .where(Conversation.channel.in_(("webchat", "email")), Conversation.status.in_(ACTIVE_CONVERSATION))
+        .where(Conversation.channel.in_(("webchat", "email")), Conversation.status.in_(conversation_lifecycle.ACTIVE))
         .options(selectinload(Conversation.assignee), selectinload(Conversation.queue))
         .order_by(Conversation.created_at, Conversation.id).limit(limit)
     ).all()
