@@ -10,6 +10,7 @@ from typing import Optional
 
 from sqlalchemy import select
 
+from ..audit import audit
 from ..batching import remembered
 from ..errors import ValidationFailed
 from ..extensions import db
@@ -73,3 +74,39 @@ def route(category: str, text: str = "", service: Optional[Service] = None) -> R
             raise ValidationFailed("Unknown category", {"category": [f"no category {category!r}"]})
         service = found.service
     return Route(service, default_queue(service), "normal", service.sla_hours, None)
+
+
+def save_rule(rule: Optional[RoutingRule], actor, *, position: int, category_code: str, keywords: Optional[str],
+              service_id: int, queue_id: Optional[int], priority: str, sla_hours: Optional[int],
+              active: bool) -> RoutingRule:
+    """Add a routing rule (rule None) or change one; its queue, if any, must belong to its service. Audited."""
+    queue = db.session.get(Queue, queue_id) if queue_id else None
+    if queue is not None and queue.service_id != service_id:
+        raise ValidationFailed("Check the rule", {"queue_id": ["that queue belongs to another service"]})
+    created = rule is None
+    if created:
+        rule = RoutingRule()
+        db.session.add(rule)
+    rule.position = position or 0
+    rule.category_code = category_code
+    rule.keywords = ", ".join(k.strip() for k in (keywords or "").split(",") if k.strip()) or None
+    rule.service_id = service_id
+    rule.queue_id = queue.id if queue else None
+    rule.priority = priority
+    rule.sla_hours = sla_hours
+    rule.active = active
+    db.session.flush()
+    if created:
+        audit(actor, "routing_rule.create", "routing_rule", rule.id, category=rule.category_code,
+              service_id=rule.service_id)
+    else:
+        audit(actor, "routing_rule.update", "routing_rule", rule.id, category=rule.category_code,
+              service_id=rule.service_id, keywords=rule.keywords, sla_hours=rule.sla_hours)
+    return rule
+
+
+def delete_rule(rule: RoutingRule, actor) -> None:
+    """Delete a routing rule (cases already routed keep their service). Audited."""
+    audit(actor, "routing_rule.delete", "routing_rule", rule.id, category=rule.category_code,
+          service_id=rule.service_id)
+    db.session.delete(rule)

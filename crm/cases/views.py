@@ -6,7 +6,6 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from .. import visibility
-from ..audit import audit
 from ..auth.access import roles_required
 from ..auth.roles import ADMINS, CASE_RAISERS, CASE_WORKERS, SERVICE_OFFICER, SUPERVISORS
 from ..customers.identity import live_customer
@@ -19,6 +18,7 @@ from ..models import Case, Category, Contact, Customer, Open311Request, Queue, R
 from ..portal.accounts import wants_email_updates
 from .. import labels
 from . import lifecycle
+from . import routing
 from . import service as cases
 from .attachments import case_attachments, is_image, visible_attachments
 from .places import known_coordinates
@@ -26,7 +26,7 @@ from .forms import (
     STATUS_CHOICES, AssignForm, AttachForm, DeleteForm, MergeCaseForm, NewCaseForm, NoteForm, PublicUpdateForm,
     RerouteForm, RoutingRuleForm, SplitForm, StatusForm,
 )
-from .queries import active_services, can_work, check_view, hidden_services, work_list
+from .queries import active_services, can_work, check_view, work_list
 
 bp = Blueprint("cases", __name__)
 add_nav_item("Cases", "cases.work_list_page", *CASE_WORKERS)
@@ -313,20 +313,20 @@ def _rule_form(rule=None):
     return form
 
 
-def _save_rule(rule, form):
-    queue = db.session.get(Queue, form.queue_id.data) if form.queue_id.data else None
-    if queue is not None and queue.service_id != form.service_id.data:
-        form.queue_id.errors = list(form.queue_id.errors) + ["that queue belongs to another service"]
-        return False
-    rule.position = form.position.data or 0
-    rule.category_code = form.category_code.data
-    rule.keywords = ", ".join(k.strip() for k in (form.keywords.data or "").split(",") if k.strip()) or None
-    rule.service_id = form.service_id.data
-    rule.queue_id = queue.id if queue else None
-    rule.priority = form.priority.data
-    rule.sla_hours = form.sla_hours.data
-    rule.active = form.active.data
-    return True
+def _rule_settings(form) -> dict:
+    return {"position": form.position.data or 0, "category_code": form.category_code.data,
+            "keywords": form.keywords.data, "service_id": form.service_id.data, "queue_id": form.queue_id.data or None,
+            "priority": form.priority.data, "sla_hours": form.sla_hours.data, "active": form.active.data}
+
+
+def _form_refused(form, page):
+    """Put a refusal's field messages on the form and show the page again (400)."""
+    def refused(error):
+        for field, messages in error.fields.items():
+            if field in form:
+                form[field].errors = list(form[field].errors) + list(messages)
+        return page(400)
+    return refused
 
 
 @bp.route("/admin/routing-rules", methods=["GET", "POST"])
@@ -334,23 +334,16 @@ def _save_rule(rule, form):
 def routing_rules():
     """List routing rules and add one."""
     form = _rule_form()
-    status = 200
+
+    def rules_page(status):
+        rules = db.session.scalars(select(RoutingRule).order_by(RoutingRule.category_code, RoutingRule.position,
+                                                                RoutingRule.id)).all()
+        return render_template("cases/routing_rules.html", rules=rules, form=form, delete_form=DeleteForm()), status
+
     if form.validate_on_submit():
-        rule = RoutingRule()
-        if _save_rule(rule, form):
-            db.session.add(rule)
-            db.session.flush()
-            audit(current_user, "routing_rule.create", "routing_rule", rule.id, category=rule.category_code,
-                  service_id=rule.service_id)
-            db.session.commit()
-            flash("Routing rule added.", "success")
-            return redirect(url_for("cases.routing_rules"))
-        status = 400
-    elif form.errors:
-        status = 400
-    rules = db.session.scalars(select(RoutingRule).order_by(RoutingRule.category_code, RoutingRule.position,
-                                                            RoutingRule.id)).all()
-    return render_template("cases/routing_rules.html", rules=rules, form=form, delete_form=DeleteForm()), status
+        return act(lambda: routing.save_rule(None, current_user, **_rule_settings(form)), "Routing rule added.",
+                   lambda _: redirect(url_for("cases.routing_rules")), _form_refused(form, rules_page))
+    return rules_page(400 if form.errors else 200)
 
 
 @bp.route("/admin/routing-rules/<int:rule_id>", methods=["GET", "POST"])
@@ -361,18 +354,14 @@ def routing_rule(rule_id):
     if rule is None:
         abort(404)
     form = _rule_form(rule)
-    status = 200
+
+    def rule_page(status):
+        return render_template("cases/routing_rule.html", rule=rule, form=form), status
+
     if form.validate_on_submit():
-        if _save_rule(rule, form):
-            audit(current_user, "routing_rule.update", "routing_rule", rule.id, category=rule.category_code,
-                  service_id=rule.service_id, keywords=rule.keywords, sla_hours=rule.sla_hours)
-            db.session.commit()
-            flash("Routing rule saved.", "success")
-            return redirect(url_for("cases.routing_rules"))
-        status = 400
-    elif form.errors:
-        status = 400
-    return render_template("cases/routing_rule.html", rule=rule, form=form), status
+        return act(lambda: routing.save_rule(rule, current_user, **_rule_settings(form)), "Routing rule saved.",
+                   lambda _: redirect(url_for("cases.routing_rules")), _form_refused(form, rule_page))
+    return rule_page(400 if form.errors else 200)
 
 
 @bp.route("/admin/routing-rules/<int:rule_id>/delete", methods=["POST"])
@@ -384,9 +373,5 @@ def delete_routing_rule(rule_id):
         abort(404)
     if not DeleteForm().validate_on_submit():
         abort(400)
-    audit(current_user, "routing_rule.delete", "routing_rule", rule.id, category=rule.category_code,
-          service_id=rule.service_id)
-    db.session.delete(rule)
-    db.session.commit()
-    flash("Routing rule deleted.", "success")
-    return redirect(url_for("cases.routing_rules"))
+    back = lambda _: redirect(url_for("cases.routing_rules"))  # noqa: E731
+    return act(lambda: routing.delete_rule(rule, current_user), "Routing rule deleted.", back, back)

@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from crm.models import AuditLog, Case, CaseEvent, Contact, RoutingRule
+from crm.models import AuditLog, Case, CaseEvent, Contact, Queue, RoutingRule
 from tests import factories
 from tests.conftest import csrf_from
 
@@ -150,6 +150,18 @@ def test_admins_manage_routing_rules(client, auth, make_user, highways, db):
     assert deleted.status_code == 302 and db.session.get(RoutingRule, rule.id) is None
     actions = {a.action for a in db.session.query(AuditLog)}
     assert {"routing_rule.create", "routing_rule.update", "routing_rule.delete"} <= actions
+
+
+def test_a_routing_rule_cannot_send_a_case_to_another_services_queue(client, auth, make_user, highways, db):
+    libraries = factories.service("libraries", "Libraries", categories=(("overdue", "Overdue book"),))
+    auth.login(make_user("admin"))
+    _, html = page(client, "/admin/routing-rules")
+    refused = client.post("/admin/routing-rules", data={
+        "csrf_token": csrf_from(html), "position": "1", "category_code": "pothole", "service_id": highways.id,
+        "queue_id": db.session.query(Queue.id).filter_by(service_id=libraries.id).scalar(), "priority": "normal",
+        "active": "y"})
+    assert refused.status_code == 400 and "that queue belongs to another service" in refused.get_data(as_text=True)
+    assert db.session.query(RoutingRule).filter_by(service_id=highways.id, position=1).count() == 0
 
 
 def test_only_admins_see_routing_rules(agent_client, highways):
