@@ -6,7 +6,8 @@ bp = Blueprint("webchat", __name__)
 
 def register(app, api):
     """Register webchat's pages, settings and Socket.IO handlers on the app."""
-    from . import settings, views, resident_events, agent_events, push  # noqa: F401  (the events modules register handlers on import)
+    # The events modules register their handlers on import.
+    from . import settings, views, resident_events, agent_events, push  # noqa: F401
     from ..navigation import add_nav_item
 
     settings.init_app(app)

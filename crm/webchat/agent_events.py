@@ -16,7 +16,7 @@ from ..auth.sessions import SocketIdentity, forget_socket, record_socket, socket
 from ..errors import DomainError, Forbidden
 from ..extensions import db, socketio
 from ..models import User
-from . import assignment, chats, messages, push, rules
+from . import assignment, chats, messages, push, rules, writer
 from .guard import check_rate, new_bucket, payload_object, safe_handler
 from .limits import TokenBucket
 from .push import AGENT_NS, RESIDENT_NS, conv_room, user_room
@@ -160,18 +160,18 @@ def _agent_store(data, internal: bool):
     body = rules.clean_text(data.get("body"), "body", current_app.config["WEBCHAT_MAX_MESSAGE_CHARS"])
     check_rate(conn.bucket)
     states = rules.HELD_STATES if internal else ("assigned",)
-    # The storing statement re-checks the sender (active, chat role, holds the chat unless a
-    # supervisor), so the role check costs no round trip of its own.
-    stored = messages.store_in_one_statement(conversation_id, "agent", body, client_id, states,
-                                            user_id=conn.user_id, internal=internal,
-                                            session_stamp=conn.identity.stamp, token_id=conn.identity.token_id)
-    if stored is None:  # SQLite, refused, or a re-sent client id: the ORM path stores or says why
+    # The writer re-checks the sender with the rest of its batch (active, chat role, signed in as
+    # they connected, holds the chat unless a supervisor): no round trip of this event's own.
+    def alone():
         user = current_staff()
         # Supervisors may write in any chat; agents only in their own (checked in the storing UPDATE).
         holder = None if user.has_role(*SUPERVISORS) else user
-        stored = messages.store_once(conversation_id, "agent", body, client_id, user=user,
-                                    internal=internal, holder=holder, states=states)
-    message, holder_id = stored
+        return messages.store_once(conversation_id, "agent", body, client_id, user=user,
+                                   internal=internal, holder=holder, states=states)
+
+    message, holder_id = writer.store(messages.MessageRequest(
+        conversation_id, "agent", body, client_id, states, user_id=conn.user_id, internal=internal,
+        session_stamp=conn.identity.stamp, token_id=conn.identity.token_id), alone)
     push.deliver(message, conversation_id, holder_id, skip_sid=request.sid)
     return {"id": message["id"], "seq": message["seq"]}
 

@@ -1,4 +1,4 @@
-"""The queue and who takes what: presence, agents' sockets and skills, assignment, accept, transfer, requeue. Never commits.
+"""The queue and who takes it: presence, agents' sockets and skills, assignment, accept, transfer. Never commits.
 
 All queue state lives in the database (conversations + chat_sessions + agent_presence +
 agent_sockets + agent_skills), so any number of server processes share one queue. Assignment
@@ -304,7 +304,7 @@ def requeue(conversation: Conversation, note: str, queue: Optional[Queue] = None
 
 
 def put_back(conversation: Conversation, queue: Optional[Queue] = None, now: Optional[datetime] = None) -> None:
-    """Put a chat at the head of its (or another) queue as if it had just arrived, telling nobody (a supervisor's move)."""
+    """Put a chat at the head of its (or another) queue as if just arrived, telling nobody (a supervisor's move)."""
     now = now or utcnow()
     conversation.status = "queued"
     conversation.assignee_id = None

@@ -1,4 +1,4 @@
-"""A chat's life outside the queue: starting (one or a batch), loading, leaving a message, ending, closing, cases. Never commits."""
+"""A chat's life outside the queue: starting, loading, leaving a message, ending, closing, cases. Never commits."""
 import secrets
 from dataclasses import dataclass
 from typing import Optional

@@ -1,20 +1,21 @@
 """Chat messages: stored with the conversation's next seq, once per client id; read back; their wire form.
 
-Never commits, except store_once and store_in_one_statement, which say so.
+Never commits, except store_once and (on PostgreSQL) store_messages, which say so. The handlers'
+messages are stored in batches by crm.webchat.writer through store_messages.
 """
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Optional
 
 from marshmallow import Schema, fields, post_dump
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..auth.roles import ADMINS, CHAT_HOLDERS_SQL, SUPERVISORS
 from ..errors import Conflict
 from ..extensions import db
-from ..models import Conversation, Message, User, utcnow
+from ..models import ApiToken, Conversation, Message, User, utcnow
 from ..signals import message_stored, send_after_commit
 from .rules import CHANNEL, held_by
 
@@ -129,72 +130,181 @@ def store_once(conversation_id: int, author: str, body: str, client_id: str,
         return serialise_message(existing), db.session.get(Conversation, conversation_id).assignee_id
 
 
-# One statement per message on PostgreSQL: take the next seq and insert, or do nothing. The
-# UPDATE row-locks the conversation until the statement ends, so seqs stay in send order; a
-# client id already stored makes it a no-op. For staff the sender is re-read in the same
-# statement: still active, still a chat role, and (agents) still holding the chat.
-_STAFF_CTE = """staff AS (
-    SELECT id, name, role FROM users
-    WHERE id = :user_id AND active AND role IN :chat_roles AND session_stamp = :session_stamp
-      AND (CAST(:token_id AS INTEGER) IS NULL OR EXISTS (
-           SELECT 1 FROM api_tokens WHERE api_tokens.id = :token_id AND api_tokens.revoked_at IS NULL))
-), """
-_STAFF_CHECK = """
-      AND (staff.role IN :any_chat_roles OR conversations.assignee_id = staff.id)"""
-_STORE_SQL = """WITH {staff_cte}conv AS (
-    UPDATE conversations SET last_seq = last_seq + 1, last_message_at = :now, updated_at = :now
-    {staff_from}WHERE conversations.id = :conversation_id AND conversations.status IN :states{staff_check}
-      AND NOT EXISTS (SELECT 1 FROM messages
-                      WHERE messages.conversation_id = :conversation_id AND messages.client_id = :client_id)
-    RETURNING conversations.last_seq, conversations.assignee_id{staff_name}
-), stored AS (
-    INSERT INTO messages (conversation_id, seq, author, author_user_id, direction, body, internal,
-                          client_id, created_at)
-    SELECT :conversation_id, conv.last_seq, :author, CAST(:user_id AS integer), :direction, :body, :internal,
-           :client_id, :now
-    FROM conv
-    ON CONFLICT (conversation_id, client_id) DO NOTHING
-    RETURNING id, seq
-)
-SELECT stored.id, stored.seq, conv.assignee_id, {name_column} FROM stored, conv"""
-RESIDENT_STORE = text(_STORE_SQL.format(staff_cte="", staff_from="", staff_check="", staff_name="",
-                                        name_column="NULL")).bindparams(bindparam("states", expanding=True))
-STAFF_STORE = text(_STORE_SQL.format(staff_cte=_STAFF_CTE, staff_from="FROM staff ", staff_check=_STAFF_CHECK,
-                                     staff_name=", staff.name", name_column="conv.name")
-                   ).bindparams(bindparam("states", expanding=True), bindparam("chat_roles", expanding=True),
-                                bindparam("any_chat_roles", expanding=True))
+@dataclass
+class MessageRequest:
+    """One chat message a handler hands to the writer; a staff sender's rights are re-checked when it is stored."""
+
+    conversation_id: int
+    author: str  # resident | agent
+    body: str
+    client_id: str
+    states: tuple  # the chat must be in one of these
+    user_id: Optional[int] = None  # staff: who sends, with the session stamp and token they connected with
+    internal: bool = False
+    session_stamp: Optional[str] = None
+    token_id: Optional[int] = None
 
 
-def store_in_one_statement(conversation_id: int, author: str, body: str, client_id: str, states,
-                           user_id: Optional[int] = None, internal: bool = False,
-                           session_stamp: Optional[str] = None,
-                           token_id: Optional[int] = None) -> Optional[tuple[dict, Optional[int]]]:
-    """Store a chat message in one autocommitted round trip (PostgreSQL); None when it was not stored.
+def _staff_senders(requests) -> dict[int, tuple[str, str]]:
+    """Return {user id: (name, role)} for the batch's staff senders who may still write chats as they connected."""
+    user_ids = {r.user_id for r in requests if r.user_id is not None}
+    if not user_ids:
+        return {}
+    users = {row.id: row for row in db.session.execute(
+        select(User.id, User.name, User.role, User.session_stamp)
+        .where(User.id.in_(list(user_ids)), User.active.is_(True), User.role.in_(CHAT_HOLDERS_SQL)))}
+    token_ids = {r.token_id for r in requests if r.token_id is not None and r.user_id in users}
+    live_tokens = set(db.session.scalars(select(ApiToken.id).where(
+        ApiToken.id.in_(list(token_ids)), ApiToken.revoked_at.is_(None)))) if token_ids else set()
+    return {r.user_id: (users[r.user_id].name, users[r.user_id].role) for r in requests
+            if r.user_id in users and users[r.user_id].session_stamp == r.session_stamp
+            and (r.token_id is None or r.token_id in live_tokens)}
 
-    None means: not PostgreSQL, a duplicate client id, the chat not in `states`, or (staff)
-    the sender no longer allowed. The caller then takes the ORM path (store_once), which
-    stores, returns the duplicate, or says exactly why not.
+
+def store_messages(requests) -> list[Optional[tuple[dict, Optional[int], bool]]]:
+    """Store a batch of chat messages; per request (wire form, id of the agent holding the chat, newly stored).
+
+    None for a request means it was not stored as asked: the chat is not in its states, a staff
+    sender is no longer active, a chat role, signed in as they connected and (agents) holding
+    the chat, another transaction holds the chat's row locked, or (PostgreSQL) its client id is
+    already stored. The caller stores that one alone, which waits for the lock, returns the
+    stored duplicate or says why. Seqs follow the batch's order within each chat; the batch's
+    chats are row-locked in id order, skipping those locked elsewhere, so one slow transaction
+    never holds up the whole batch. The same client id twice in a batch is stored once and
+    answered twice.
+    On PostgreSQL the batch is one autocommitted statement (one round trip, committed on return);
+    elsewhere it is written in the session's transaction and the caller commits.
     """
-    if db.engine.dialect.name != "postgresql":
-        return None
+    if db.engine.dialect.name == "postgresql":
+        return _store_in_one_statement(requests)
+    return _store_in_the_session(requests)
+
+
+# The whole batch in one statement: lock its chats in id order (skipping any locked elsewhere),
+# keep the messages whose chat is in their states and whose staff sender may still write, number
+# them per chat in batch order, bump each chat's last_seq once and insert. A client id stored meanwhile by another process
+# leaves a gap in the seqs (ON CONFLICT), as internal notes do for residents.
+BATCH_STORE = text("""
+WITH input AS (
+    SELECT * FROM unnest(CAST(:n AS integer[]), CAST(:conversation_id AS integer[]), CAST(:author AS text[]),
+                         CAST(:user_id AS integer[]), CAST(:body AS text[]), CAST(:internal AS boolean[]),
+                         CAST(:client_id AS text[]), CAST(:states AS text[]), CAST(:stamp AS text[]),
+                         CAST(:token_id AS integer[]))
+        AS i(n, conversation_id, author, user_id, body, internal, client_id, states, stamp, token_id)
+), locked AS (
+    SELECT id, status, assignee_id, last_seq FROM conversations
+    WHERE id IN (SELECT conversation_id FROM input) ORDER BY id FOR UPDATE SKIP LOCKED
+), accepted AS (
+    SELECT i.n, i.conversation_id, i.author, i.user_id, i.body, i.internal, i.client_id, l.assignee_id,
+           u.name AS author_name, l.last_seq + row_number() OVER (PARTITION BY i.conversation_id ORDER BY i.n) AS seq
+    FROM input i JOIN locked l ON l.id = i.conversation_id LEFT JOIN users u ON u.id = i.user_id
+    WHERE l.status = ANY(string_to_array(i.states, ','))
+      AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = i.conversation_id
+                                                AND m.client_id = i.client_id)
+      AND (i.user_id IS NULL OR (
+           u.active AND u.role IN :chat_roles AND u.session_stamp = i.stamp
+           AND (i.token_id IS NULL OR EXISTS (SELECT 1 FROM api_tokens t
+                                              WHERE t.id = i.token_id AND t.revoked_at IS NULL))
+           AND (u.role IN :any_chat_roles OR l.assignee_id = u.id)))
+), bumped AS (
+    UPDATE conversations SET last_seq = conversations.last_seq + counted.k, last_message_at = :now, updated_at = :now
+    FROM (SELECT conversation_id, count(*) AS k FROM accepted GROUP BY conversation_id) AS counted
+    WHERE conversations.id = counted.conversation_id
+), stored AS (
+    INSERT INTO messages (conversation_id, seq, author, author_user_id, direction, body, internal, client_id,
+                          created_at)
+    SELECT conversation_id, seq, author, user_id, CASE WHEN author = 'resident' THEN 'inbound' ELSE 'outbound' END,
+           body, internal, client_id, :now
+    FROM accepted ORDER BY n
+    ON CONFLICT (conversation_id, client_id) DO NOTHING
+    RETURNING id, conversation_id, client_id
+)
+SELECT accepted.n, stored.id, accepted.seq, accepted.assignee_id, accepted.author_name
+FROM stored JOIN accepted USING (conversation_id, client_id)
+""").bindparams(bindparam("chat_roles", expanding=True), bindparam("any_chat_roles", expanding=True))
+
+
+def _store_in_one_statement(requests) -> list:
+    outcomes: list = [None] * len(requests)
+    same_message: dict = {}  # (chat, client id) -> the indexes of the requests that sent it
+    firsts = []
+    for n, request in enumerate(requests):
+        key = (request.conversation_id, request.client_id)
+        if key not in same_message:
+            firsts.append(request)
+            same_message[key] = []
+        same_message[key].append(n)
     now = utcnow()
-    params = {"conversation_id": conversation_id, "author": author, "user_id": user_id, "body": body,
-              "direction": "inbound" if author == "resident" else "outbound", "internal": internal,
-              "client_id": client_id, "states": list(states), "now": now.replace(tzinfo=None)}
-    statement = RESIDENT_STORE if user_id is None else STAFF_STORE
-    if user_id is not None:
-        params.update(chat_roles=list(CHAT_HOLDERS_SQL), any_chat_roles=list(SUPERVISORS + ADMINS),
-                      session_stamp=session_stamp, token_id=token_id)
+    params = {
+        "n": list(range(len(firsts))), "conversation_id": [r.conversation_id for r in firsts],
+        "author": [r.author for r in firsts], "user_id": [r.user_id for r in firsts], "body": [r.body for r in firsts],
+        "internal": [r.internal for r in firsts], "client_id": [r.client_id for r in firsts],
+        "states": [",".join(r.states) for r in firsts], "stamp": [r.session_stamp for r in firsts],
+        "token_id": [r.token_id for r in firsts], "now": now.replace(tzinfo=None),
+        "chat_roles": list(CHAT_HOLDERS_SQL), "any_chat_roles": list(SUPERVISORS + ADMINS)}
     # Autocommit: no BEGIN/COMMIT round trips; the one statement is atomic on its own.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        row = connection.execute(statement, params).first()
-    if row is None:
-        return None
-    message_id, seq, holder_id, author_name = row
-    data = serialise_message(StoredMessage(message_id, seq, author, body, now, client_id, internal, author_name))
-    message_stored.send(None, message_id=message_id, conversation_id=conversation_id, channel=CHANNEL,
-                        author=author, internal=internal, source=CHANNEL)
-    return data, holder_id
+        rows = connection.execute(BATCH_STORE, params).all()
+    for index, message_id, seq, holder_id, author_name in rows:
+        request = firsts[index]
+        data = serialise_message(StoredMessage(message_id, seq, request.author, request.body, now, request.client_id,
+                                               request.internal, author_name))
+        sent = same_message[(request.conversation_id, request.client_id)]
+        for n in sent:
+            outcomes[n] = (data, holder_id, n == sent[0])
+    return outcomes
+
+
+def _store_in_the_session(requests) -> list:
+    chat_ids = sorted({r.conversation_id for r in requests})
+    chats = {row.id: row for row in db.session.execute(
+        select(Conversation.id, Conversation.status, Conversation.assignee_id, Conversation.last_seq)
+        .where(Conversation.id.in_(chat_ids)).order_by(Conversation.id).with_for_update(skip_locked=True))}
+    stored_before = {(m.conversation_id, m.client_id): m for m in db.session.scalars(select(Message).where(
+        Message.conversation_id.in_(chat_ids), Message.client_id.in_(list({r.client_id for r in requests}))))}
+    senders = _staff_senders(requests)
+    now = utcnow()
+    outcomes: list = [None] * len(requests)
+    last_seq = {chat_id: chat.last_seq for chat_id, chat in chats.items()}
+    new_rows, first_of = [], {}
+    for n, request in enumerate(requests):
+        chat, key = chats.get(request.conversation_id), (request.conversation_id, request.client_id)
+        if chat is None or chat.status not in request.states:
+            continue
+        author_name = None
+        if request.user_id is not None:
+            sender = senders.get(request.user_id)
+            if sender is None or (sender[1] not in SUPERVISORS + ADMINS and chat.assignee_id != request.user_id):
+                continue
+            author_name = sender[0]
+        if key in stored_before:
+            outcomes[n] = (serialise_message(stored_before[key]), chat.assignee_id, False)
+            continue
+        if key in first_of:
+            first_of[key].append(n)
+            continue
+        last_seq[chat.id] += 1
+        first_of[key] = [n]
+        new_rows.append((n, StoredMessage(None, last_seq[chat.id], request.author, request.body, now,
+                                          request.client_id, request.internal, author_name), request))
+    if not new_rows:
+        return outcomes
+    messages_table, chats_table = Message.__table__, Conversation.__table__
+    ids = db.session.execute(insert(messages_table).returning(messages_table.c.id, sort_by_parameter_order=True), [
+        {"conversation_id": request.conversation_id, "seq": message.seq, "author": message.author,
+         "author_user_id": request.user_id, "direction": "inbound" if message.author == "resident" else "outbound",
+         "body": message.body, "internal": message.internal, "client_id": message.client_id, "created_at": now}
+        for _, message, request in new_rows]).scalars().all()
+    db.session.execute(update(chats_table).where(chats_table.c.id == bindparam("chat_id")).values(
+        last_seq=bindparam("new_last_seq"), last_message_at=now, updated_at=now),
+        [{"chat_id": chat_id, "new_last_seq": seq} for chat_id, seq in last_seq.items()
+         if seq != chats[chat_id].last_seq])
+    for (n, message, request), message_id in zip(new_rows, ids):
+        message.id = message_id
+        data, holder_id = serialise_message(message), chats[request.conversation_id].assignee_id
+        for same in first_of[(request.conversation_id, request.client_id)]:
+            outcomes[same] = (data, holder_id, same == n)
+    return outcomes
 
 
 def latest_messages(conversation_ids) -> dict[int, dict]:

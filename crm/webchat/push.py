@@ -25,7 +25,7 @@ from .. import visibility
 from ..extensions import db, socketio
 from ..models import Conversation, Message, utcnow
 from ..signals import message_stored
-from . import assignment, chats, hours, messages, rules
+from . import assignment, chats, hours, messages, rules, writer
 
 log = logging.getLogger("crm.webchat")
 
@@ -216,6 +216,7 @@ def ensure_sweeper(app) -> None:
         socketio.start_background_task(_sweep_forever, app)
         socketio.start_background_task(_assign_forever, app)
         socketio.start_background_task(_start_forever, app)
+        writer.start(app)
         from .. import realtime
 
         realtime.resubscribed.append(lambda: resync_local_clients(app))

@@ -12,7 +12,7 @@ from flask_socketio import join_room, leave_room
 
 from ..errors import DomainError, ValidationFailed
 from ..extensions import db, socketio
-from . import chats, hours, messages, push, rules
+from . import chats, hours, messages, push, rules, writer
 from .guard import check_rate, client_ip, new_bucket, payload_object, safe_handler
 from .limits import TokenBucket
 from .push import AGENT_NS, RESIDENT_NS, conv_room, user_room
@@ -157,10 +157,10 @@ def resident_message(data=None):
     client_id = rules.clean_client_id(data.get("client_id"))
     body = rules.clean_text(data.get("body"), "body", current_app.config["WEBCHAT_MAX_MESSAGE_CHARS"])
     check_rate(conn.bucket)
-    stored = messages.store_in_one_statement(conversation_id, "resident", body, client_id, rules.LIVE_STATES)
-    if stored is None:  # SQLite, a re-sent client id, or the chat ended: the ORM path sorts it out
-        stored = messages.store_once(conversation_id, "resident", body, client_id, states=rules.LIVE_STATES)
-    message, holder_id = stored
+    # Committed by this process's writer with the other messages of the moment, before the ack.
+    message, holder_id = writer.store(
+        messages.MessageRequest(conversation_id, "resident", body, client_id, rules.LIVE_STATES),
+        alone=lambda: messages.store_once(conversation_id, "resident", body, client_id, states=rules.LIVE_STATES))
     # Re-sent duplicates are relayed again too: the first relay may have died with a process.
     push.deliver(message, conversation_id, holder_id, skip_sid=request.sid)
     return {"id": message["id"], "seq": message["seq"]}
