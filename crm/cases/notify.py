@@ -1,8 +1,8 @@
 """Tell people about their cases: residents of public updates, owners of work routed to them.
 
 A resident's news goes by the channel the registry says reaches them (crm.channels.registry.reaching):
-the one they prefer when it can deliver to them now, else email, so this module imports no channel.
-A case's new owner is staff, not a resident: that note goes straight to the SMTP relay.
+the one they prefer when it can deliver to them now, else email; no channel is imported for it.
+A case's new owner is staff, not a resident: that note goes by the mail transport (send_mail).
 """
 import logging
 
