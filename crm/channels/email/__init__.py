@@ -10,7 +10,8 @@ from .ingest import (
     ATTACHMENT_URL, Arrival, IngestResult, dedupe_key, receive, receive_many, reprocess, sweep_unprocessed,
 )
 from .outbound import deliverable_address, queue_email, send_to_customer, subject_for
-from .parse import parse_email, safe_filename, sanitise_html, trim_reply
+from .parse import parse_email, safe_filename
+from .text import sanitise_html, trim_reply
 from .routing import CHANNEL, email_queue_for, route_email
 from .threads import new_conversation
 from .transport import plain_message, send_mail

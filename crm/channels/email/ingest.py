@@ -33,8 +33,9 @@ from ...models import (
 from ...models.email import EmailThreadRef
 from .parse import (
     MAX_BODY_CHARS, ParsedEmail, READ_POLICY, clean_line, date_written, header_addresses, header_text,
-    is_our_message_id, message_id_of, parse_email, sanitise_html, trim_reply,
+    is_our_message_id, message_id_of, parse_email,
 )
+from .text import sanitise_html, trim_reply
 from .automatic import AutoSignal, BounceReport, detect_automatic, read_bounce
 from .routing import CHANNEL, EmailRoute, email_queue_for, route_email
 from .threads import (
