@@ -438,13 +438,21 @@ def resync_local_clients(app) -> None:
 
 @message_stored.connect
 def deliver_stored_elsewhere(sender, **payload):
-    """Deliver to the resident a chat message another area stored (e.g. POST /conversations/{id}/reply)."""
+    """Deliver to the resident a chat message another area stored (e.g. POST /conversations/{id}/reply).
+
+    It runs after the commit, where no SQL may run: a sender that gives `wire` (serialise_message,
+    taken before the commit) and `holder_id` is delivered from those; otherwise the message must
+    still be in the session's identity map.
+    """
     if payload.get("source") == rules.CHANNEL:
         return  # our own handlers deliver their messages
     message_id = payload.get("message_id")
     if message_id is None:
         return
     try:
+        if payload.get("wire") is not None and payload.get("channel") == rules.CHANNEL:
+            deliver(payload["wire"], payload["conversation_id"], payload.get("holder_id"))
+            return
         message = db.session.get(Message, message_id)
         if message is None or message.conversation.channel != rules.CHANNEL:
             return
@@ -536,11 +544,11 @@ def _push_banners(app) -> None:
 
 def connect_signals() -> None:
     """Listen to other areas' news that webchat clients must hear."""
+    from ..conversations.service import conversation_moved
+
+    conversation_moved.connect(follow_supervisor_move)
     try:
-        from ..supervisor.actions import conversation_moved
+        from ..supervisor.actions import banner_changed
     except ImportError:  # the supervisor area is optional
         return
-    conversation_moved.connect(follow_supervisor_move)
-    from ..supervisor.actions import banner_changed
-
     banner_changed.connect(follow_banner)

@@ -5,6 +5,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from ..auth.roles import CHAT_STAFF, SUPERVISORS
+from ..conversations.lifecycle import HELD_CHAT, LIVE_CHAT
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
 from ..models import Conversation, User
@@ -15,8 +16,8 @@ TOPICS = [
     ("council_tax", "Council Tax"), ("waste", "Bins and recycling"), ("highways", "Roads and pavements"),
     ("adult_social_care", "Adult social care"), ("libraries", "Libraries"),
 ]
-LIVE_STATES = ("queued", "assigned")  # a resident is (or may be) still there
-HELD_STATES = ("assigned", "ended")  # counts against the agent's capacity until closed
+LIVE_STATES = LIVE_CHAT  # a resident is (or may be) still there
+HELD_STATES = HELD_CHAT  # counts against the agent's capacity until closed
 CHAT_ROLES = CHAT_STAFF
 
 
