@@ -9,7 +9,6 @@ from sqlalchemy import delete, select
 
 from ..audit import audit
 from ..conversations import service as conversations
-from ..conversations.service import conversation_moved  # noqa: F401  (crm/webchat/push.py listens to it here)
 from ..errors import NotFound, ValidationFailed
 from ..extensions import db
 from ..models import CHANNELS, Banner, ChannelCost, Conversation, OpeningHours, User, utcnow
