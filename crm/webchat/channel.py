@@ -11,6 +11,7 @@ from ..customers.identity import live_customer
 from ..extensions import db
 from ..models import Conversation, Message
 from ..signals import message_stored, send_after_commit
+from .messages import serialise_message
 from .rules import CHANNEL, LIVE_STATES
 
 
@@ -41,10 +42,11 @@ class WebchatChannel(Channel):
             return None
         message = append_message(chat, "system", f"{subject}\n\n{body}", direction="outbound")
         set_committed_value(message, "conversation", chat)
-        # Not source=webchat: the chat's own handlers did not store it, so the push receiver delivers it.
-        # The payload holds the message until then: the receiver runs after commit, where it may not query.
+        # Not source=webchat: the chat's own handlers did not store it, so the push receiver delivers it,
+        # from the wire form taken now: it runs after commit, where it may not query.
         send_after_commit(message_stored, message_id=message.id, conversation_id=chat.id, channel=CHANNEL,
-                          author="system", internal=False, source="registry", message=message)
+                          author="system", internal=False, source="registry",
+                          wire=serialise_message(message), holder_id=chat.assignee_id)
         return message
 
     def reply(self, conversation, agent, body: str, attachments: Iterable = ()) -> Message:
@@ -52,7 +54,8 @@ class WebchatChannel(Channel):
         lifecycle.check_live_chat(conversation)
         message = append_message(conversation, "agent", body, direction="outbound", author_user=agent)
         send_after_commit(message_stored, message_id=message.id, conversation_id=conversation.id,
-                          channel=conversation.channel, author="agent", internal=False, source="api")
+                          channel=conversation.channel, author="agent", internal=False, source="api",
+                          wire=serialise_message(message), holder_id=conversation.assignee_id)
         return message
 
     def register(self, app, api) -> None:
