@@ -9,6 +9,7 @@ from .. import visibility
 from ..audit import audit
 from ..auth.access import roles_required
 from ..auth.roles import EDITOR, FRONT_LINE, RECORDS, STAFF
+from ..cases.lifecycle import DONE_STATUSES
 from ..channels.phone import CaseRequest, log_call
 from ..customers.identity import create_customer, live_customer
 from ..customers.merge import merge_customers
@@ -127,7 +128,7 @@ def _render_customer(record, form, status=200):
         entries, next_cursor = timeline_page(record.id, 25, None)
     entries = visibility.redact_timeline(current_user, entries)
     open_cases = db.session.scalars(
-        select(Case).where(Case.customer_id == record.id, Case.status.notin_(("resolved", "closed")),
+        select(Case).where(Case.customer_id == record.id, Case.status.notin_(DONE_STATUSES),
                            visibility.case_condition(current_user))
         .order_by(Case.created_at.desc())).all()
     show_sensitive = visibility.check_vulnerability(current_user, record)

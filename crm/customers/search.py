@@ -3,6 +3,7 @@ import re
 
 from sqlalchemy import select, exists, func
 
+from ..cases.lifecycle import DONE_STATUSES
 from ..extensions import db
 from ..models import Address, Case, Contact, Customer, CustomerIdentity, CustomerNameTerm
 from .identity import (
@@ -11,7 +12,6 @@ from .identity import (
 
 CASE_REFERENCE_RE = re.compile(r"^\s*CAS-?(\d{1,9})\s*$", re.IGNORECASE)
 OUTWARD_CODE_RE = re.compile(r"^[A-Z]{1,2}[0-9][A-Z0-9]?(\s*[0-9][A-Z]?)?$")
-DONE_STATUSES = ("resolved", "closed")
 HIGH = "\uffff"  # upper bound of a prefix range on an indexed text column
 RARITY_PROBE = 1000  # name terms counted per word to tell a rare word from a common one
 
