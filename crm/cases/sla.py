@@ -6,15 +6,12 @@ CASE_WORKDAY_START / CASE_WORKDAY_END (hour, local time), CASE_TIMEZONE,
 CASE_FIRST_RESPONSE_HOURS (working hours to the first public update) and
 CASE_SLA_AT_RISK_HOURS (working hours left when a case counts as at risk).
 """
-import importlib.util
-import sys
-import threading
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
-from pathlib import Path
 from typing import Optional
 from zoneinfo import ZoneInfo
 
+import holidays
 from flask import current_app
 
 DEFAULTS = {
@@ -32,39 +29,9 @@ def setting(name: str):
     return current_app.config.get(name, DEFAULTS[name])
 
 
-UK_CALENDAR_MODULE = "holidays.countries.united_kingdom"
-# Listener threads may compute their first targets at once: only one may load the module.
-_loading = threading.Lock()
-
-
-@lru_cache(maxsize=1)
-def uk_calendar() -> type:
-    """Return the `holidays` package's UK calendar class, loading that one country's module only.
-
-    `holidays.country_holidays` imports holidays.countries, whose __init__ imports all ~250
-    countries (about 0.05 s CPU in every process that computes a target): the UK module needs none of them.
-    """
-    with _loading:
-        return _load_uk_calendar()
-
-
-def _load_uk_calendar() -> type:
-    module = sys.modules.get(UK_CALENDAR_MODULE)
-    if module is None:
-        import holidays  # the package itself: base classes, calendars and helpers the UK module uses
-
-        path = Path(holidays.__file__).parent / "countries" / "united_kingdom.py"
-        spec = importlib.util.spec_from_file_location(UK_CALENDAR_MODULE, path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        # Registered only once complete (no thread may see it half-run); a later holidays.countries reuses it.
-        module = sys.modules.setdefault(UK_CALENDAR_MODULE, module)
-    return module.UnitedKingdom
-
-
 @lru_cache(maxsize=8)
 def _bank_holidays(subdivision: str, year: int) -> frozenset:
-    return frozenset(uk_calendar()(subdiv=subdivision, years=[year]).keys())
+    return frozenset(holidays.country_holidays("GB", subdiv=subdivision, years=[year]).keys())
 
 
 def is_bank_holiday(day: date, subdivision: Optional[str] = None) -> bool:

@@ -1,10 +1,6 @@
 """SLA targets in working hours: weekends and England's bank holidays (from the holidays package) skipped."""
-import subprocess
-import sys
-from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import datetime, timedelta, timezone
 
-import holidays
 import pytest
 
 from crm.cases.sla import WorkingCalendar, is_bank_holiday, targets
@@ -57,24 +53,6 @@ def test_bank_holidays_come_from_the_calendar_library(app):
     assert is_bank_holiday(datetime(2027, 5, 31).date())      # Spring bank holiday 2027
     assert not is_bank_holiday(datetime(2027, 3, 17).date())  # St Patrick's Day: Northern Ireland only
     assert not is_bank_holiday(datetime(2027, 1, 4).date())   # 2 January is Scotland's, not England's
-
-
-@pytest.mark.parametrize("subdivision", ["ENG", "SCT", "NIR"])
-def test_bank_holidays_are_the_libraries_uk_holidays_for_the_configured_subdivision(app, subdivision):
-    app.config["CASE_HOLIDAY_SUBDIVISION"] = subdivision
-    for year in (2026, 2027, 2030):
-        expected = set(holidays.country_holidays("GB", subdiv=subdivision, years=[year]))
-        days = [date(year, 1, 1) + timedelta(days=n) for n in range(366)]
-        assert {day for day in days if day.year == year and is_bank_holiday(day)} == expected
-
-
-def test_the_sla_calendar_loads_the_uk_holiday_module_only():
-    # holidays.country_holidays would import every country's module (~250) on the first target.
-    probe = ("import sys; from crm.cases.sla import uk_calendar; uk_calendar()(subdiv='ENG', years=[2027]); "
-             "print(sorted(name for name in sys.modules if name.startswith('holidays.countries')))")
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[2]).stdout.strip()
-    assert loaded == "['holidays.countries.united_kingdom']"
 
 
 def test_first_response_target_is_the_shorter_of_its_setting_and_the_resolution(app):
