@@ -25,8 +25,8 @@ log = logging.getLogger("crm.webchat")
 
 MESSAGE_BATCH = 500
 _wanted = None  # the writer's wake-up Event (of the server's async mode)
-_queued: deque = deque()  # [request, done Event, outcome]
-_detoured: dict[int, int] = {}  # chat id -> its messages being stored on their own right now
+_queued: deque = deque()  # [request, done Event, outcome, turn Event when stored alone]
+_detours: dict[int, deque] = {}  # chat id -> turns of its messages to be stored on their own, in sent order
 
 
 def start(app) -> None:
@@ -44,24 +44,27 @@ def store(request: messages.MessageRequest, alone: Callable[[], tuple]) -> tuple
     """
     if _wanted is None:
         return alone()
-    stored = _submit(request)
+    _, _, stored, turn = _submit(request)
     if stored is not None:
         return stored
-    try:  # the writer counted this detour before waking us
+    turn.wait()  # the chat's earlier messages stored alone go first, or the lock's queue could reorder them
+    try:
         return alone()
     finally:
-        chat_id = request.conversation_id
-        _detoured[chat_id] -= 1
-        if not _detoured[chat_id]:
-            del _detoured[chat_id]
+        turns = _detours[request.conversation_id]
+        turns.popleft()
+        if turns:
+            turns[0].set()
+        else:
+            del _detours[request.conversation_id]
 
 
-def _submit(request: messages.MessageRequest) -> Optional[tuple[dict, Optional[int]]]:
-    item = [request, socketio.server.eio.create_event(), None]
+def _submit(request: messages.MessageRequest) -> list:
+    item = [request, socketio.server.eio.create_event(), None, None]
     _queued.append(item)
     _wanted.set()
     item[1].wait()
-    return item[2]
+    return item
 
 
 def _write_forever(app) -> None:
@@ -78,15 +81,24 @@ def _write_forever(app) -> None:
                 finally:
                     db.session.remove()
                     for item in batch:
-                        if item[2] is None:  # its handler stores it alone; the chat's next messages follow it
-                            chat_id = item[0].conversation_id
-                            _detoured[chat_id] = _detoured.get(chat_id, 0) + 1
+                        if item[2] is None:  # its handler stores it alone, in its turn; the chat's next follow it
+                            item[3] = _take_turn(item[0].conversation_id)
                         item[1].set()
+
+
+def _take_turn(chat_id: int):
+    """Queue a turn to store a message of this chat alone; the first in the queue may go at once."""
+    turn = socketio.server.eio.create_event()
+    turns = _detours.setdefault(chat_id, deque())
+    if not turns:
+        turn.set()
+    turns.append(turn)
+    return turn
 
 
 def _write(batch) -> None:
     """Store and commit one batch, then record each outcome; on failure every outcome stays None."""
-    batch = [item for item in batch if item[0].conversation_id not in _detoured]  # the rest queue behind
+    batch = [item for item in batch if item[0].conversation_id not in _detours]  # the rest queue behind
     if not batch:
         return
     try:
