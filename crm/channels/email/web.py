@@ -30,7 +30,6 @@ from .replying import (
 )
 
 bp = Blueprint("email", __name__, url_prefix="/email")
-WORKERS = FRONT_LINE
 VIEWS = {"unassigned": "Unassigned", "mine": "Mine", "waiting": "Waiting on customer"}
 # Types a browser may show inline; everything else is downloaded, never rendered.
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
@@ -52,7 +51,7 @@ def _inbox_query(view: str, queue_id, visible):
 
 
 @bp.route("/")
-@roles_required(*WORKERS)
+@roles_required(*FRONT_LINE)
 def inbox():
     """The email inbox of a queue: unassigned, mine, or waiting on the customer; oldest first."""
     view = request.args.get("view", "unassigned")
@@ -92,7 +91,7 @@ def _resolve_form(conversation, form=None):
 
 def _render_conversation(conversation, reply_form=None, note_form=None, resolve_form=None, status=200):
     assign_form = AssignForm()
-    staff = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(WORKERS))
+    staff = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(FRONT_LINE))
                                .order_by(User.name)).all()
     assign_form.assignee.choices = [("", "Nobody (back to the queue)")] + [(str(u.id), u.name) for u in staff]
     assign_form.assignee.data = str(conversation.assignee_id or "")
@@ -142,7 +141,7 @@ def _uploaded_files(form) -> list:
 
 
 @bp.route("/conversations/<int:conversation_id>/reply", methods=["POST"])
-@roles_required(*WORKERS)
+@roles_required(*FRONT_LINE)
 def reply(conversation_id):
     """Send the agent's reply to the resident (with files); "Send and resolve" also closes the conversation."""
     record = readable_conversation(current_user, conversation_id)
@@ -176,7 +175,7 @@ def reply(conversation_id):
 
 
 @bp.route("/conversations/<int:conversation_id>/replying", methods=["GET", "POST"])
-@roles_required(*WORKERS)
+@roles_required(*FRONT_LINE)
 def replying(conversation_id):
     """POST: the user is writing a reply (renews their marker); both answer who else is replying now."""
     record = readable_conversation(current_user, conversation_id)
@@ -205,7 +204,7 @@ def note(conversation_id):
 
 
 @bp.route("/conversations/<int:conversation_id>/assign", methods=["POST"])
-@roles_required(*WORKERS)
+@roles_required(*FRONT_LINE)
 def assign(conversation_id):
     """Give the conversation to someone (or back to the queue)."""
     record = readable_conversation(current_user, conversation_id)
@@ -222,7 +221,7 @@ def assign(conversation_id):
 
 
 @bp.route("/conversations/<int:conversation_id>/resolve", methods=["POST"])
-@roles_required(*WORKERS)
+@roles_required(*FRONT_LINE)
 def resolve(conversation_id):
     """Resolve the conversation: with a linked case, take the case's next step; else record the outcome."""
     record = readable_conversation(current_user, conversation_id)
@@ -263,7 +262,7 @@ def resolve(conversation_id):
 
 
 @bp.route("/outbound/<int:outbound_id>/retry", methods=["POST"])
-@roles_required(*WORKERS)
+@roles_required(*FRONT_LINE)
 def retry(outbound_id):
     """Queue a failed email again."""
     send = db.session.get(OutboundEmail, outbound_id)
