@@ -2,12 +2,13 @@
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
+
+from .migrating import LazyMigrate
 
 # Named constraints so that Alembic batch migrations on SQLite can alter them.
 NAMING_CONVENTION = {
@@ -24,7 +25,7 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
+migrate = LazyMigrate()  # Flask-Migrate, imported when migrations run (crm/migrating.py)
 class StaffLoginManager(LoginManager):
     """Flask-Login whose session protection never vetoes a bearer token: such a request is judged by the
     token alone, even when the client also carries a cookie from a resident page."""
