@@ -11,6 +11,7 @@ from sqlalchemy import select
 from ..batching import flush_unless_batched, stage
 from ..errors import ValidationFailed
 from ..extensions import db
+from ..merging import live_record
 from ..models import Address, Customer, CustomerIdentity, CustomerNameTerm, PossibleDuplicate, utcnow
 
 DEFAULT_REGION = "GB"
@@ -113,11 +114,7 @@ def find_by_identity(kind: str, value: str) -> Optional[Customer]:
 
 def live_customer(customer: Optional[Customer]) -> Optional[Customer]:
     """Follow merged_into links to the customer that now holds the record."""
-    seen = set()
-    while customer is not None and customer.merged_into_id and customer.id not in seen:
-        seen.add(customer.id)
-        customer = db.session.get(Customer, customer.merged_into_id)
-    return customer
+    return live_record(customer)
 
 
 def add_identity(customer: Customer, kind: str, value: str, verified: bool = False,

@@ -20,6 +20,7 @@ from ...cases.service import merge_cases
 from ...conversations import lifecycle, service as conversations
 from ...customers.identity import live_customer
 from ...extensions import db
+from ...merging import live_record
 from ...models import (
     Case, Contact, Conversation, Customer, CustomerIdentity, InboundEmail, Message, OutboundEmail, Service,
     utcnow,
@@ -202,11 +203,7 @@ def _lock_senders(addresses: set) -> None:
 
 def live_conversation(conversation: Optional[Conversation]) -> Optional[Conversation]:
     """Follow merged_into links to the conversation that holds a joined thread now."""
-    seen = set()
-    while conversation is not None and conversation.merged_into_id and conversation.id not in seen:
-        seen.add(conversation.id)
-        conversation = db.session.get(Conversation, conversation.merged_into_id)
-    return conversation
+    return live_record(conversation)
 
 
 def threads_to_join(parsed: ParsedEmail, customer: Customer, conversation: Optional[Conversation],
@@ -262,9 +259,9 @@ def join_threads(conversation: Conversation, others: list, index: ThreadIndex) -
     for model in (Contact, InboundEmail, OutboundEmail, EmailThreadRef):
         db.session.execute(update(model).where(model.conversation_id.in_(loser_ids))
                            .values(conversation_id=winner.id).execution_options(synchronize_session=False))
-    target = _live_case(winner.case)
+    target = live_record(winner.case)
     for loser in losers:
-        case = _live_case(loser.case)
+        case = live_record(loser.case)
         if case is None or (target is not None and case.id == target.id):
             continue
         if target is None:
@@ -299,7 +296,7 @@ def join_threads(conversation: Conversation, others: list, index: ThreadIndex) -
 
 def _may_join(one: Conversation, other: Conversation) -> bool:
     """Say whether two threads may become one: never if that would open a sensitive service's case to others."""
-    cases = [_live_case(one.case), _live_case(other.case)]
+    cases = [live_record(one.case), live_record(other.case)]
     if not any(case is not None and case.service is not None and case.service.sensitive for case in cases):
         return True
     return all(case is not None for case in cases) and cases[0].service_id == cases[1].service_id
@@ -307,18 +304,10 @@ def _may_join(one: Conversation, other: Conversation) -> bool:
 
 def may_take(service: Optional[Service], conversation: Conversation) -> bool:
     """Say whether a late first message bound for `service` may start a thread already stored."""
-    case = _live_case(conversation.case)
+    case = live_record(conversation.case)
     if not ((service is not None and service.sensitive) or (case is not None and case.service.sensitive)):
         return True
     return case is not None and service is not None and case.service_id == service.id
-
-
-def _live_case(case: Optional[Case]) -> Optional[Case]:
-    seen = set()
-    while case is not None and case.merged_into_id and case.id not in seen:
-        seen.add(case.id)
-        case = db.session.get(Case, case.merged_into_id)
-    return case
 
 
 def renumber(conversation_id: int) -> None:
@@ -397,7 +386,7 @@ def find_thread(parsed: ParsedEmail, customer: Customer, recipients: Iterable[st
             return candidate, None
         note = "Replied to a thread of another customer; started a new conversation"
     for reference in CASE_REF_RE.findall(parsed.subject):
-        case = _live_case(index.cases[f"CAS-{reference}".upper()])
+        case = live_record(index.cases[f"CAS-{reference}".upper()])
         if case is None:
             continue
         if live_customer(case.customer).id != customer.id:
