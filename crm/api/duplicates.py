@@ -6,7 +6,7 @@ from .. import visibility
 from ..auth.access import roles_required
 from ..auth.roles import DUPLICATE_REVIEWERS
 from ..customers.duplicates import (
-    dismiss_duplicate, get_duplicate, list_duplicates, merge_duplicate, preview,
+    cases_held, contacts_held, dismiss_duplicate, get_duplicate, list_duplicates, merge_duplicate,
 )
 from ..customers.identity import live_customer
 from ..customers.merge import latest_merge_into, unmerge
@@ -26,18 +26,35 @@ class DuplicateArgs(Schema):
     before = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**62))
 
 
+class SideIdentityOut(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    value = fields.String()
+    verified = fields.Boolean()
+    source = fields.String(allow_none=True)
+    main = fields.Boolean()
+
+
+class SideAddressOut(Schema):
+    id = fields.Integer()
+    text = fields.Function(lambda address: address.one_line(), metadata={"type": "string"})
+    main = fields.Boolean()
+
+
 class SideOut(Schema):
+    """One record of a pair as staff compare it: details with their source, and how much history it holds."""
     id = fields.Integer()
     name = fields.String()
     merged_into_id = fields.Integer(allow_none=True)
-    identities = fields.List(fields.Dict(), metadata={"description": "id, kind, value, verified, source, main"})
-    addresses = fields.List(fields.Dict(), metadata={"description": "id, text, main"})
-    contacts = fields.Integer()
-    cases = fields.Integer()
+    identities = fields.List(fields.Nested(SideIdentityOut))
+    addresses = fields.List(fields.Nested(SideAddressOut))
+    contacts = fields.Function(contacts_held, metadata={"type": "integer"})
+    cases = fields.Function(cases_held, metadata={"type": "integer"})
     created_at = fields.DateTime()
 
 
 class DuplicateOut(Schema):
+    """A queued pair side by side, with the reasons it was queued."""
     id = fields.Integer()
     status = fields.String()
     source = fields.String(allow_none=True)
@@ -89,7 +106,7 @@ def index(args):
     rows = [row for row in list_duplicates(args["status"], args["limit"], args["before"])
             if visibility.can_see_customer(current_user, row.customer)
             and visibility.can_see_customer(current_user, row.other)]
-    return {"items": [preview(row) for row in rows]}
+    return {"items": rows}
 
 
 @blp.get("/duplicates/<int:duplicate_id>")
@@ -97,8 +114,7 @@ def index(args):
 @blp.response(200, DuplicateOut)
 def read(duplicate_id):
     """Return one pair side by side with the reasons it was queued."""
-    row = _visible(get_duplicate(duplicate_id))
-    return preview(row)
+    return _visible(get_duplicate(duplicate_id))
 
 
 @blp.post("/duplicates/<int:duplicate_id>/merge")
@@ -125,7 +141,7 @@ def dismiss(data, duplicate_id):
     """Record that the pair are different people; it is not queued again."""
     row = dismiss_duplicate(_visible(get_duplicate(duplicate_id)), current_user, data["note"])
     db.session.commit()
-    return preview(row)
+    return row
 
 
 @blp.post("/customers/<int:customer_id>/unmerge")

@@ -7,7 +7,7 @@ from ..auth.access import roles_required
 from ..auth.roles import DUPLICATE_REVIEWERS, FRONT_LINE
 from ..customers import details
 from ..customers.duplicates import (
-    dismiss_duplicate, get_duplicate, list_duplicates, merge_duplicate, open_duplicates_of, preview,
+    cases_held, contacts_held, dismiss_duplicate, get_duplicate, list_duplicates, merge_duplicate, open_duplicates_of,
 )
 from ..customers.identity import live_customer
 from ..customers.merge import merges_into, unmerge, unmerge_window
@@ -133,7 +133,8 @@ def duplicate(duplicate_id):
     row = get_duplicate(duplicate_id)
     visibility.check_customer(current_user, row.customer)
     visibility.check_customer(current_user, row.other)
-    return render_template("console/duplicate.html", row=row, pair=preview(row), window_days=unmerge_window().days)
+    return render_template("console/duplicate.html", row=row, contacts_held=contacts_held, cases_held=cases_held,
+                           window_days=unmerge_window().days)
 
 
 @bp.route("/duplicates/<int:duplicate_id>/merge", methods=["POST"])

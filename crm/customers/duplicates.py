@@ -35,25 +35,14 @@ def open_duplicates_of(customer) -> list[PossibleDuplicate]:
         .order_by(PossibleDuplicate.id)).all()
 
 
-def side(customer) -> dict:
-    """Return what staff compare of one record: details with their source, and how much history it holds."""
-    return {
-        "id": customer.id,
-        "name": customer.name,
-        "merged_into_id": customer.merged_into_id,
-        "identities": [{"id": i.id, "kind": i.kind, "value": i.value, "verified": bool(i.verified),
-                        "source": i.source, "main": bool(i.main)} for i in customer.identities],
-        "addresses": [{"id": a.id, "text": a.one_line(), "main": bool(a.main)} for a in customer.addresses],
-        "contacts": db.session.scalar(select(func.count(Contact.id)).where(Contact.customer_id == customer.id)),
-        "cases": db.session.scalar(select(func.count(Case.id)).where(Case.customer_id == customer.id)),
-        "created_at": customer.created_at,
-    }
+def contacts_held(customer) -> int:
+    """Return how many contacts a record holds (staff weigh its history before a merge)."""
+    return db.session.scalar(select(func.count(Contact.id)).where(Contact.customer_id == customer.id))
 
 
-def preview(row: PossibleDuplicate) -> dict:
-    """Return the pair side by side, with the reasons it was queued."""
-    return {"id": row.id, "status": row.status, "reasons": row.reasons or [], "source": row.source,
-            "created_at": row.created_at, "customer": side(row.customer), "other": side(row.other)}
+def cases_held(customer) -> int:
+    """Return how many cases a record holds."""
+    return db.session.scalar(select(func.count(Case.id)).where(Case.customer_id == customer.id))
 
 
 def merge_duplicate(row: PossibleDuplicate, actor, keep: str = "other", keep_name: str = "target",

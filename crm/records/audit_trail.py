@@ -12,12 +12,13 @@ from datetime import date, datetime, time, timedelta
 from typing import Optional
 
 from sqlalchemy import String, and_, cast, event, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from ..errors import Forbidden, ValidationFailed
 from ..extensions import db
 from ..models import AuditLog, Case, User
 from ..supervisor.figures import LOCAL_TZ
+from .schemas import AuditEntryOut
 
 _MAINTENANCE = "audit_maintenance"
 PAGE = 100
@@ -142,8 +143,8 @@ def _local_midnight(day: date) -> datetime:
 
 
 def search_audit(query: AuditQuery, before: Optional[int] = None, limit: int = PAGE) -> tuple[list[AuditLog], Optional[int]]:
-    """Return a page of matching entries, newest first, and the cursor of the next page."""
-    stmt = select(AuditLog).where(*query.conditions())
+    """Return a page of matching entries with their actors, newest first, and the cursor of the next page."""
+    stmt = select(AuditLog).where(*query.conditions()).options(selectinload(AuditLog.actor))
     if before is not None:
         stmt = stmt.where(AuditLog.id < before)
     rows = list(db.session.scalars(stmt.order_by(AuditLog.id.desc()).limit(limit + 1)))
@@ -152,18 +153,9 @@ def search_audit(query: AuditQuery, before: Optional[int] = None, limit: int = P
     return rows, (rows[-1].id if more and rows else None)
 
 
-def entry_dict(entry: AuditLog, actors: dict) -> dict:
-    """Return an entry as JSON-ready data."""
-    actor = actors.get(entry.actor_id)
-    return {"id": entry.id, "at": entry.at.isoformat(), "actor_id": entry.actor_id,
-            "actor": actor.email if actor else None, "action": entry.action, "target_type": entry.target_type,
-            "target_id": entry.target_id, "details": entry.details or {}}
-
-
 def actors_of(entries) -> dict:
     """Return the staff users named by these entries, by id."""
-    ids = {e.actor_id for e in entries if e.actor_id}
-    return {u.id: u for u in db.session.scalars(select(User).where(User.id.in_(ids)))} if ids else {}
+    return {e.actor_id: e.actor for e in entries if e.actor is not None}
 
 
 CSV_HEADER = ["id", "at", "actor_id", "actor", "action", "target_type", "target_id", "details"]
@@ -186,13 +178,11 @@ def csv_chunks(query: AuditQuery, batch: int = 1000):
     writer.writerow(CSV_HEADER)
     before = None
     while True:
-        stmt = select(AuditLog).where(*query.conditions())
+        stmt = select(AuditLog).where(*query.conditions()).options(selectinload(AuditLog.actor))
         if before is not None:
             stmt = stmt.where(AuditLog.id < before)
         rows = list(db.session.scalars(stmt.order_by(AuditLog.id.desc()).limit(batch)))
-        actors = actors_of(rows)
-        for entry in rows:
-            data = entry_dict(entry, actors)
+        for data in AuditEntryOut(many=True).dump(rows):
             data["details"] = json.dumps(data["details"], ensure_ascii=False, sort_keys=True)
             writer.writerow([_cell(data[k]) for k in CSV_HEADER])
         yield out.getvalue()

@@ -1,13 +1,15 @@
 """The JSON a client reads, pinned byte for byte: a case with its history, a work list, a timeline, services, a
-logged contact and banners. Each is dumped by its `*Out` schema; a change to a shape shows up here first."""
+logged contact, banners, a possible duplicate pair and audit trail entries. Each is dumped by its `*Out` schema; a change to a shape shows up here first."""
 from datetime import datetime, timezone
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
+from crm.audit import audit
 from crm.cases import service as cases
+from crm.customers.identity import add_address, add_identity, resolve_customer
 from crm.extensions import db
-from crm.models import Banner, Case, CaseEvent, Contact
+from crm.models import AuditLog, Banner, Case, CaseEvent, Contact, Customer, PossibleDuplicate, User
 from tests import factories
 
 AT = datetime(2026, 3, 2, 9, 30, tzinfo=timezone.utc)
@@ -105,6 +107,40 @@ def test_services_and_banners(client, world):
     assert_pinned(text_of(client.get("/api/v1/banners", headers=world["headers"])), BANNERS)
 
 
+def test_a_possible_duplicate_pair(client, world):
+    add_identity(world["jane"], "phone", "+447700900002", verified=True, source="staff")
+    add_address(world["jane"], line1="4 Main Street", town="Carlisle", postcode="CA3 8QG")
+    db.session.commit()
+    claimant = resolve_customer("Mallory Smith", "mallory@example.net", "07700 900002", source="chat")
+    db.session.commit()
+    db.session.execute(update(Customer).values(created_at=AT))
+    db.session.execute(update(PossibleDuplicate).values(created_at=AT))
+    db.session.commit()
+    pair = db.session.scalar(select(PossibleDuplicate))
+    jane, claimant = world["jane"], db.session.get(Customer, claimant.id)
+    ids = {"pair": pair.id, "jane": jane.id, "claimant": claimant.id, "address": jane.addresses[0].id,
+           **{f"{who}_{i.kind}": i.id for who, c in (("jane", jane), ("claimant", claimant)) for i in c.identities}}
+    assert_pinned(text_of(client.get("/api/v1/duplicates", headers=world["headers"])), DUPLICATES, **ids)
+    assert_pinned(text_of(client.get(f"/api/v1/duplicates/{pair.id}", headers=world["headers"])), PAIR, **ids)
+    dismissed = text_of(client.post(f"/api/v1/duplicates/{pair.id}/dismiss", json={}, headers=world["headers"]))
+    assert_pinned(dismissed, PAIR.replace('"status":"open"', '"status":"dismissed"'), **ids)
+
+
+def test_audit_trail_entries(client, world, make_user, api_token):
+    headers = api_token(make_user("records", email="ig@test.example", name="Ivy Governance"))
+    audit(None, "records.retention_run", "retention", None, dry_run=True)
+    db.session.commit()
+    db.session.execute(AuditLog.__table__.update().values(at=AT))  # the bare table: the guard is for the app
+    db.session.commit()
+    merged = text_of(client.get("/api/v1/records/audit?action=case.", headers=headers))
+    sue = db.session.scalar(select(User).where(User.name == "Sue Visor"))
+    entry = {e.action: e.id for e in db.session.scalars(select(AuditLog))}
+    assert_pinned(merged, AUDIT_BY_STAFF, sup=sue.email, sup_id=sue.id, entry=entry["case.merge"],
+                  case=world["kept"].id, ref=world["kept"].reference, dup=world["duplicate"].reference)
+    answer = text_of(client.get("/api/v1/records/audit?action=records.", headers=headers))
+    assert_pinned(answer, AUDIT_BY_NOBODY, entry=entry["records.retention_run"])
+
+
 CASE = (
     '{"allowed_transitions":["awaiting_customer","resolved"],"assignee":{"id":1,"name":"Owen Officer"}'
     ',"category":"pothole","closed_at":null,"created_at":"2026-03-02T09:30:00+00:00","customer_id":1'
@@ -166,4 +202,45 @@ SERVICES = (
 BANNERS = (
     '{"items":[{"created_at":"2026-03-02T09:30:00+00:00","expires_at":"2099-01-01T12:00:00+00:00","id":1'
     ',"message":"Phones down until noon","public":true}]}\n'
+)
+
+DUPLICATES = (
+    '{"items":[{"created_at":"2026-03-02T09:30:00+00:00","customer":{"addresses":[],"cases":0'
+    ',"contacts":0,"created_at":"2026-03-02T09:30:00+00:00","id":{claimant},"identities":[{"id":{claimant_email}'
+    ',"kind":"email","main":true,"source":"chat","value":"mallory@example.net","verified":false}]'
+    ',"merged_into_id":null,"name":"Mallory Smith"},"id":{pair},"other":{"addresses":[{"id":{address}'
+    ',"main":true,"text":"4 Main Street, Carlisle, CA3 8QG"}],"cases":2,"contacts":0'
+    ',"created_at":"2026-03-02T09:30:00+00:00","id":{jane},"identities":[{"id":{jane_email},"kind":"email"'
+    ',"main":true,"source":"staff","value":"jane@example.org","verified":false},{"id":{jane_phone}'
+    ',"kind":"phone","main":true,"source":"staff","value":"+447700900002","verified":true}]'
+    ',"merged_into_id":null,"name":"Jane Resident"},"reasons":[{"kind":"phone"'
+    ',"value":"+447700900002","why":"same phone; the name given was \'Mallory Smith\''
+    ', the record says \'Jane Resident\'"}],"source":"chat","status":"open"}]}\n'
+)
+
+PAIR = (
+    '{"created_at":"2026-03-02T09:30:00+00:00","customer":{"addresses":[],"cases":0,"contacts":0'
+    ',"created_at":"2026-03-02T09:30:00+00:00","id":{claimant},"identities":[{"id":{claimant_email},"kind":"email"'
+    ',"main":true,"source":"chat","value":"mallory@example.net","verified":false}]'
+    ',"merged_into_id":null,"name":"Mallory Smith"},"id":{pair},"other":{"addresses":[{"id":{address}'
+    ',"main":true,"text":"4 Main Street, Carlisle, CA3 8QG"}],"cases":2,"contacts":0'
+    ',"created_at":"2026-03-02T09:30:00+00:00","id":{jane},"identities":[{"id":{jane_email},"kind":"email"'
+    ',"main":true,"source":"staff","value":"jane@example.org","verified":false},{"id":{jane_phone}'
+    ',"kind":"phone","main":true,"source":"staff","value":"+447700900002","verified":true}]'
+    ',"merged_into_id":null,"name":"Jane Resident"},"reasons":[{"kind":"phone"'
+    ',"value":"+447700900002","why":"same phone; the name given was \'Mallory Smith\''
+    ', the record says \'Jane Resident\'"}],"source":"chat","status":"open"}\n'
+)
+
+AUDIT_BY_STAFF = (
+    '{"items":[{"action":"case.merge","actor":"{sup}","actor_id":{sup_id},"at":"2026-03-02T09:30:00+00:00"'
+    ',"details":{"moved":{"attachments":0,"contacts":0,"conversations":0},"reason":"same hole"'
+    ',"source":"{dup}","target":"{ref}"},"id":{entry},"target_id":"{case}","target_type":"case"}]'
+    ',"next":null}\n'
+)
+
+AUDIT_BY_NOBODY = (
+    '{"items":[{"action":"records.retention_run","actor":null,"actor_id":null'
+    ',"at":"2026-03-02T09:30:00+00:00","details":{"dry_run":true},"id":{entry},"target_id":null'
+    ',"target_type":"retention"}],"next":null}\n'
 )
