@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from .ingest import Arrival, receive_many
 from ...cli import collect_between_batches, crm, fail
 from ...extensions import db
+from .reading import ReadAhead, ReadSettings
 from .sources import NotAMailbox, iter_messages
 
 COUNT_KEYS = ("ingested", "threaded", "duplicate", "auto_reply", "quarantined")
@@ -34,25 +35,52 @@ def ingest_email_command(paths, progress_every, batch):
 
 
 def _ingest(paths, progress_every: int, batch: int, collect) -> None:
-    """Store, process and commit the messages at paths a batch at a time; echo progress and the counts."""
+    """Store, process and commit the messages at paths a batch at a time; echo progress and the counts.
+
+    From the second batch on, a reader process parses each batch while the one before it is stored.
+    """
     counts = dict.fromkeys(COUNT_KEYS, 0)
     seen = 0
     started = time.monotonic()
-    pending = []
+    pending = []  # read from the files, not yet handed over
+    ahead = None  # (arrivals, future readings) of the batch the reader process is parsing
+    reader = ReadAhead(ReadSettings.of(current_app.config))
 
-    def ingest_pending():
+    def ingest(arrivals, readings):
         # One batch: stored, processed and committed together (the files stay the safe copy until then).
         nonlocal seen
-        for result in receive_many(pending, source="file", commit=False):
+        for arrival, reading in zip(arrivals, readings):
+            arrival.reading = reading
+        for result in receive_many(arrivals, source="file", commit=False):
             counts[result.status] += 1
         db.session.commit()
         db.session.expunge_all()  # keep memory flat however long the mailbox
         collect()  # the batch's rows, now garbage, go before the next batch is read
-        before, seen = seen, seen + len(pending)
-        pending.clear()
+        before, seen = seen, seen + len(arrivals)
         if seen // progress_every > before // progress_every:
             rate = seen / max(time.monotonic() - started, 1e-9)
             click.echo(f"{seen} messages ({rate:.0f}/s) {json.dumps(counts)}", err=True)
+
+    def ingest_ahead():
+        nonlocal ahead
+        if ahead is not None:
+            arrivals, future = ahead
+            ahead = None
+            ingest(arrivals, reader.readings(future, len(arrivals)))
+
+    def hand_over():
+        nonlocal ahead
+        arrivals = list(pending)
+        pending.clear()
+        parsing = (arrivals, reader.submit(arrivals))  # the reader parses this batch...
+        ingest_ahead()  # ...while the one it parsed before is stored
+        ahead = parsing
+
+    def ingest_the_rest():
+        ingest_ahead()
+        if pending:
+            ingest(list(pending), [None] * len(pending))  # a last short batch is read here: no wait
+            pending.clear()
 
     try:
         for path in paths:
@@ -62,17 +90,17 @@ def _ingest(paths, progress_every: int, batch: int, collect) -> None:
                     continue
                 pending.append(Arrival(raw))
                 if len(pending) >= batch:
-                    ingest_pending()
-        if pending:
-            ingest_pending()
+                    hand_over()
+        ingest_the_rest()
     except NotAMailbox as error:
-        if pending:
-            ingest_pending()  # what was read before the bad path is kept
+        ingest_the_rest()  # what was read before the bad path is kept
         fail(str(error))
     except OSError as error:
         fail(f"could not read {error.filename}: {error.strerror}")
     except SQLAlchemyError as error:
         fail(f"the database refused the import after {seen} messages: {error.__class__.__name__}: {error}")
+    finally:
+        reader.close()
     click.echo(json.dumps(counts))
 
 

@@ -36,7 +36,7 @@ from .parse import (
     is_our_message_id, message_id_of, parse_email,
 )
 from .text import sanitise_html, trim_reply
-from .automatic import AutoSignal, BounceReport, detect_automatic, read_bounce
+from .automatic import AutoSignal, BounceReport, read_bounce
 from .routing import CHANNEL, EmailRoute, email_queue_for, route_email
 from .threads import (
     CASE_REF_RE, ThreadIndex, append_message, belongs_to, conversation_by_headers, conversation_tokens,
@@ -44,6 +44,7 @@ from .threads import (
     threads_to_join,
 )
 from .outbound import acknowledge
+from .reading import Reading, ReadSettings, read_message
 
 log = logging.getLogger(__name__)
 ATTACHMENT_URL = "/email/attachments/{id}"
@@ -94,6 +95,7 @@ class Arrival:
     raw: bytes
     envelope_from: Optional[str] = None  # "" for the null sender, None when unknown
     envelope_to: tuple = ()
+    reading: Optional[Reading] = None  # parsed ahead by a reader process (crm/channels/email/reading.py)
 
 
 def receive(raw: bytes, *, source: str, envelope_from: Optional[str] = None,
@@ -138,9 +140,13 @@ def receive_many(arrivals: list, *, source: str, commit: bool = True) -> list:
         insert(InboundEmail).on_conflict_do_nothing(index_elements=["dedupe_key"])
         .returning(InboundEmail.dedupe_key, InboundEmail.id), list(unique.values())).all())
     to_process, earlier = [], []
+    read_ahead = {row["dedupe_key"]: arrival.reading for row, arrival in zip(rows, arrivals) if arrival.reading}
+    readings = {}  # by inbound id
     for key, row in unique.items():
         if key in stored:
             to_process.append(_stored_row(stored[key], row))
+            if key in read_ahead:
+                readings[stored[key]] = read_ahead[key]
     if len(stored) < len(unique):
         for existing in db.session.scalars(select(InboundEmail).where(
                 InboundEmail.dedupe_key.in_([k for k in unique if k not in stored]))):
@@ -153,7 +159,7 @@ def receive_many(arrivals: list, *, source: str, commit: bool = True) -> list:
     if commit:
         db.session.commit()
     keys = [inbound.dedupe_key for inbound in to_process]
-    results = dict(zip(keys, process_many(to_process, commit=commit)))
+    results = dict(zip(keys, process_many(to_process, commit=commit, readings=readings)))
     for existing in earlier:
         results[existing.dedupe_key] = _result_for(existing, "duplicate")
     answers, seen = [], set()
@@ -181,8 +187,10 @@ def process(inbound: InboundEmail, commit: bool = True) -> IngestResult:
     return process_many([inbound], commit=commit)[0]
 
 
-def process_many(inbounds: list, commit: bool = True) -> list:
+def process_many(inbounds: list, commit: bool = True, readings: Optional[dict] = None) -> list:
     """Process stored messages in one savepoint and one flush; return their results in order.
+
+    `readings` has the messages already parsed (by inbound id); the others are parsed here.
 
     If any message of a batch fails, the batch is undone and each message is run again alone,
     so one bad message is quarantined and the others are processed as usual.
@@ -202,8 +210,7 @@ def process_many(inbounds: list, commit: bool = True) -> list:
         for inbound in taken:
             db.session.refresh(inbound)
         done = {inbound.id: _result_for(inbound, "duplicate") for inbound in taken}
-        rest = process_many([inbound for inbound in inbounds if inbound.id in claimed], commit=commit) \
-            if claimed else []
+        rest = process_many([i for i in inbounds if i.id in claimed], commit=commit, readings=readings) if claimed else []
         results = iter(rest)
         return [done[inbound.id] if inbound.id in done else next(results) for inbound in inbounds]
     ids = [inbound.id for inbound in inbounds]
@@ -213,7 +220,7 @@ def process_many(inbounds: list, commit: bool = True) -> list:
         # No autoflush: the batch's new rows are written by the one flush at the end; look-ups go
         # through the batch's ThreadIndex, which knows both the stored rows and the new ones.
         with db.session.begin_nested(), db.session.no_autoflush, write_batch(len(inbounds)):
-            results = _process_batch(inbounds)
+            results = _process_batch(inbounds, readings or {})
             _mark_processed(inbounds)
             db.session.flush()
     except Exception as exc:  # noqa: BLE001 - whatever went wrong, the messages are kept
@@ -303,9 +310,9 @@ class _Readable:
     route: Optional["EmailRoute"] = None  # where it goes if it is a new enquiry (worked out once)
 
 
-def _process_batch(inbounds: list) -> list:
+def _process_batch(inbounds: list, readings: dict) -> list:
     """Parse every message, look up what they refer to in a few queries, then settle each in order."""
-    readable = [_read(inbound) for inbound in inbounds]
+    readable = [_read(inbound, readings.get(inbound.id)) for inbound in inbounds]
     index = ThreadIndex.load([item for item in readable if isinstance(item, _Readable)])
     # A message that refers to nothing is a new enquiry: when it routes to a service it opens a
     # case, so those case numbers are taken in one go (the rest one at a time, as they come).
@@ -338,8 +345,8 @@ def _written_key(parsed: ParsedEmail, position: int) -> tuple:
     return (date.replace(tzinfo=None) if date else _NO_DATE, parsed.message_id or "", position)
 
 
-def _read(inbound: InboundEmail):
-    """Parse and check one message: a _Readable, or the IngestResult of a quarantined one."""
+def _read(inbound: InboundEmail, reading: Optional[Reading] = None):
+    """Parse and check one message (unless read ahead): a _Readable, or the IngestResult of a quarantined one."""
     config = current_app.config
     if inbound.size > config["EMAIL_MAX_BYTES"]:
         headers = BytesHeaderParser(policy=READ_POLICY).parsebytes(inbound.raw[:256 * 1024])
@@ -348,7 +355,8 @@ def _read(inbound: InboundEmail):
         inbound.from_address = senders[0][1][:254] if senders else None
         return _quarantine(inbound, f"message of {inbound.size} bytes is over the limit of "
                                     f"{config['EMAIL_MAX_BYTES']} bytes")
-    parsed = parse_email(inbound.raw, max_attachment_bytes=config["EMAIL_MAX_ATTACHMENT_BYTES"])
+    reading = reading or read_message(inbound.raw, inbound.envelope_from, ReadSettings.of(config))
+    parsed, automatic = reading.parsed, reading.automatic
     inbound.subject = parsed.subject[:300] or None
     inbound.from_address = parsed.from_address
     inbound.full_text = parsed.text[:MAX_BODY_CHARS * 5]
@@ -360,8 +368,6 @@ def _read(inbound: InboundEmail):
     inbound.details = details
     recipients = list(dict.fromkeys([r for r in (inbound.envelope_to or "").lower().split(",") if r]
                                     + parsed.recipients))
-    automatic = detect_automatic(parsed, inbound.envelope_from, config["CRM_MAIL_DOMAIN"],
-                                 [config["CRM_MAIL_FROM"]])
     if automatic is None:
         if not parsed.from_address:
             what = f"From {parsed.from_raw!r}" if parsed.from_raw else "no From"
