@@ -1,14 +1,16 @@
 """Webchat load: 500 residents and 50 agents relaying 20 messages each, against the real stack
 and, in the same run, against a bare Flask-SocketIO relay (bench/chat_echo_server.py).
 
-python bench/chat_load.py [--residents 500] [--agents 50] [--messages 20] [--interval 2]
+python bench/chat_load.py [--residents 500] [--agents 50] [--messages 20] [--interval 2] [--settle 5]
                           [--database-url URL] [--redis-url URL --processes 2]
 Each resident sends a message every --interval seconds (open loop); each agent answers every
-message at once. Figures on stdout (last line JSON); progress on stderr. Latencies are
-measured in this one process, so one-way resident -> agent and agent -> resident times share
-a clock. Lost = acknowledged to the sender but not in the database afterwards;
-not_delivered_live = acknowledged but never pushed to the other side while it was connected
-(these clients do not reconnect; a real one gets such messages back on resume).
+message at once. Residents arrive spread over the first interval and each sends its first
+message --settle seconds after its planned arrival (or once its chat is assigned, if later), so
+both servers get the same load shape whenever they assign. Figures on stdout (last line JSON);
+progress on stderr. Latencies are measured in this one process, so one-way resident -> agent
+and agent -> resident times share a clock. Lost = acknowledged to the sender but not in the
+database afterwards; not_delivered_live = acknowledged but never pushed to the other side while
+it was connected (these clients do not reconnect; a real one gets such messages back on resume).
 """
 import argparse
 import json
@@ -120,10 +122,11 @@ def percentile(values, q):
     return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 2)
 
 
-def run_load(urls, tokens, residents, messages, interval, label, burst=False):
+def run_load(urls, tokens, residents, messages, interval, label, burst=False, settle=0.0):
     """Connect agents (on the last URL) and residents (on the first), relay, and measure.
 
-    With `burst`, every resident connects first and then all send `start` at once.
+    With `burst`, every resident connects first and then all send `start` at once. With `settle`,
+    a resident's first message goes that long after its planned arrival, not when its chat is assigned.
     """
     import eventlet
     import socketio
@@ -197,6 +200,7 @@ def run_load(urls, tokens, residents, messages, interval, label, burst=False):
             if k != "0":
                 later_round_trip.append(now - float(sent))
 
+        planned = started + interval * n / residents
         if not burst:
             # Arrivals spread over the first interval, as residents open the page one by one.
             eventlet.sleep(interval * n / residents)
@@ -219,7 +223,9 @@ def run_load(urls, tokens, residents, messages, interval, label, burst=False):
             if chat in assigned:
                 break
             eventlet.sleep(0.05)
-        first = time.perf_counter()
+        # Anchored to the arrival, not to the assignment: a server that assigns in batches would
+        # otherwise set every resident's clock at once, and they would all write at the same moment.
+        first = max(time.perf_counter(), planned + settle) if settle and not burst else time.perf_counter()
         for k in range(messages):
             # Open loop: a resident types at its own pace, whatever the server's speed.
             eventlet.sleep(max(0.0, first + k * interval - time.perf_counter()))
@@ -276,6 +282,8 @@ def main():
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--burst", action="store_true", help="all residents connect, then all start at once")
     parser.add_argument("--rounds", type=int, default=1, help="stack and bare echo, alternating, this many times")
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="seconds from a resident's planned arrival to its first message (0: when assigned)")
     args = parser.parse_args()
     if args.processes > 1 and not args.redis_url:
         parser.error("several processes need --redis-url")
@@ -287,7 +295,7 @@ def main():
 
     eventlet.monkey_patch()
     report = {"residents": args.residents, "agents": args.agents, "messages_each": args.messages,
-              "interval_seconds": args.interval, "burst": args.burst,
+              "interval_seconds": args.interval, "burst": args.burst, "settle_seconds": args.settle,
               "processes": args.processes, "database": database_url.split(":")[0], "rounds": []}
     # Stack and bare echo alternate, round after round, so both see the same (shared) machine.
     for number in range(args.rounds):
@@ -296,7 +304,8 @@ def main():
         one = {}
         procs, urls = stack_servers(database_url, args.redis_url, args.processes)
         try:
-            one["stack"] = run_load(urls, tokens, args.residents, args.messages, args.interval, "stack", args.burst)
+            one["stack"] = run_load(urls, tokens, args.residents, args.messages, args.interval, "stack", args.burst,
+                                    args.settle)
         finally:
             for proc in procs:
                 proc.kill()
@@ -306,7 +315,7 @@ def main():
         procs, urls = echo_servers(args.redis_url, args.processes)
         try:
             one["bare_echo"] = run_load(urls, [str(n) for n in range(args.agents)], args.residents,
-                                        args.messages, args.interval, "bare echo", args.burst)
+                                        args.messages, args.interval, "bare echo", args.burst, args.settle)
             one["bare_echo"].pop("_acked_ids")
             print(f"[bare echo] {json.dumps(one['bare_echo'])}", file=sys.stderr)
         finally:
