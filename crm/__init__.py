@@ -64,6 +64,9 @@ def create_app(config=None):
         app.config.from_object(config)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_url(app.config["SQLALCHEMY_DATABASE_URI"])
     os.makedirs(app.instance_path, exist_ok=True)
+    from .sessions_cookie import KeptSignerSessionInterface
+
+    app.session_interface = KeptSignerSessionInterface()  # Flask's cookie sessions, signer kept across socket events
     from config import DEV_SECRET_KEY
 
     if app.config["SECRET_KEY"] in (DEV_SECRET_KEY, None, "") and not (app.debug or app.testing):
