@@ -22,6 +22,9 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Our server defaults only repeat a Python default (for migrations of existing rows): the ORM must
+    # not fetch them back with RETURNING, which on SQLite inserts a batch one statement per row.
+    __mapper_args__ = {"eager_defaults": False}
 
 
 db = SQLAlchemy(model_class=Base)

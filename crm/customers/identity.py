@@ -141,8 +141,10 @@ def add_identity(customer: Customer, kind: str, value: str, verified: bool = Fal
 def _new_identity(customer: Customer, kind: str, value: str, verified: bool, source: Optional[str]):
     """Return a new identity row; the first of its kind on the record is the main one."""
     first = not any(i.kind == kind for i in customer.identities)
-    return CustomerIdentity(kind=kind, value=value, verified=verified, source=source,
-                            verified_at=utcnow() if verified else None, main=first and kind in ("email", "phone"))
+    # Staged: in a batch import it takes its id up front, so the batch's identities go in one INSERT.
+    return stage(CustomerIdentity(kind=kind, value=value, verified=verified, source=source,
+                                  verified_at=utcnow() if verified else None, main=first and kind in ("email", "phone")),
+                 flush=False)
 
 
 def mark_verified(identity: CustomerIdentity) -> None:
