@@ -34,7 +34,10 @@ def clean_text(raw, field: str, limit: int, required: bool = True) -> str:
         raw = ""
     if not isinstance(raw, str):
         raise ValidationFailed(f"{field} must be text", {field: ["must be a string"]})
-    text_ = "".join(ch for ch in raw if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
+    if raw.isprintable():  # nothing of category C in it: the usual message, kept as it is without a walk
+        text_ = raw.strip()
+    else:
+        text_ = "".join(ch for ch in raw if ch in "\n\t" or unicodedata.category(ch)[0] != "C").strip()
     if required and not text_:
         raise ValidationFailed(f"{field} is required", {field: ["required"]})
     if len(text_) > limit:
