@@ -3,6 +3,7 @@ from sqlalchemy import select
 
 from ..errors import NotFound
 from ..extensions import db
+from ..merging import live_record
 from ..models import Case, Conversation, Customer, CustomerIdentity, Message
 
 
@@ -23,11 +24,7 @@ def live_customer_for(customer_id: int) -> Customer:
     customer = db.session.get(Customer, customer_id)
     if customer is None:
         raise NotFound(f"No customer {customer_id}")
-    seen = set()
-    while customer.merged_into_id and customer.id not in seen:
-        seen.add(customer.id)
-        customer = db.session.get(Customer, customer.merged_into_id)
-    return customer
+    return live_record(customer)
 
 
 def case_ids(ids):
