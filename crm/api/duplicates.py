@@ -15,7 +15,7 @@ from ..extensions import db
 from ..models import DUPLICATE_STATUSES
 from . import api_blueprint
 from .customers import get_customer_or_404
-from .schemas import CustomerOut, StrictSchema, Text
+from .schemas import CustomerOut, IdentityOut, StrictSchema, Text
 
 blp = api_blueprint("duplicates", __name__, "Possible duplicate customers: review, merge, dismiss, unmerge")
 
@@ -26,13 +26,9 @@ class DuplicateArgs(Schema):
     before = fields.Integer(load_default=None, validate=validate.Range(min=1, max=2**62))
 
 
-class SideIdentityOut(Schema):
-    id = fields.Integer()
-    kind = fields.String()
-    value = fields.String()
-    verified = fields.Boolean()
-    source = fields.String(allow_none=True)
-    main = fields.Boolean()
+class SideIdentityOut(IdentityOut):
+    class Meta:
+        exclude = ("undeliverable",)  # not in the published shape of a pair
 
 
 class SideAddressOut(Schema):

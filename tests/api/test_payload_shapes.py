@@ -204,20 +204,6 @@ BANNERS = (
     ',"message":"Phones down until noon","public":true}]}\n'
 )
 
-DUPLICATES = (
-    '{"items":[{"created_at":"2026-03-02T09:30:00+00:00","customer":{"addresses":[],"cases":0'
-    ',"contacts":0,"created_at":"2026-03-02T09:30:00+00:00","id":{claimant},"identities":[{"id":{claimant_email}'
-    ',"kind":"email","main":true,"source":"chat","value":"mallory@example.net","verified":false}]'
-    ',"merged_into_id":null,"name":"Mallory Smith"},"id":{pair},"other":{"addresses":[{"id":{address}'
-    ',"main":true,"text":"4 Main Street, Carlisle, CA3 8QG"}],"cases":2,"contacts":0'
-    ',"created_at":"2026-03-02T09:30:00+00:00","id":{jane},"identities":[{"id":{jane_email},"kind":"email"'
-    ',"main":true,"source":"staff","value":"jane@example.org","verified":false},{"id":{jane_phone}'
-    ',"kind":"phone","main":true,"source":"staff","value":"+447700900002","verified":true}]'
-    ',"merged_into_id":null,"name":"Jane Resident"},"reasons":[{"kind":"phone"'
-    ',"value":"+447700900002","why":"same phone; the name given was \'Mallory Smith\''
-    ', the record says \'Jane Resident\'"}],"source":"chat","status":"open"}]}\n'
-)
-
 PAIR = (
     '{"created_at":"2026-03-02T09:30:00+00:00","customer":{"addresses":[],"cases":0,"contacts":0'
     ',"created_at":"2026-03-02T09:30:00+00:00","id":{claimant},"identities":[{"id":{claimant_email},"kind":"email"'
@@ -231,6 +217,8 @@ PAIR = (
     ',"value":"+447700900002","why":"same phone; the name given was \'Mallory Smith\''
     ', the record says \'Jane Resident\'"}],"source":"chat","status":"open"}\n'
 )
+
+DUPLICATES = '{"items":[' + PAIR.rstrip("\n") + ']}\n'
 
 AUDIT_BY_STAFF = (
     '{"items":[{"action":"case.merge","actor":"{sup}","actor_id":{sup_id},"at":"2026-03-02T09:30:00+00:00"'
