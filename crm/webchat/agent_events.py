@@ -13,6 +13,7 @@ from flask_socketio import join_room
 from .. import visibility
 from ..auth.roles import SUPERVISORS
 from ..auth.sessions import SocketIdentity, forget_socket, record_socket, socket_identity, still_valid
+from ..conversations import service as conversations
 from ..errors import DomainError, Forbidden
 from ..extensions import db, socketio
 from ..models import User
@@ -214,18 +215,12 @@ def agent_transfer(data=None):
     user = current_staff()
     conversation = rules.held_by(data.get("conversation_id"), user)
     previous = conversation.assignee_id
-    target = assignment.transfer(conversation, user, data.get("queue"), data.get("agent_id"), data.get("note"))
+    target = conversations.transfer(conversation, user, queue_code=data.get("queue"), agent_id=data.get("agent_id"),
+                                    note=data.get("note"))
     db.session.commit()
     push.push_unassigned(conversation.id, previous, "transferred")
-    for message in messages.messages_after(conversation.id, conversation.last_seq - 2, include_internal=True):
-        if message.author == "system":
-            push.deliver(message, conversation.id, None)
-    if target is not None:
-        push.push_assigned(conversation, reason="transferred")
-    else:
-        push.mark_queue_changed()
-        push.request_assignment()
-        push.push_status(conversation)
+    # The note (internal) and the system message to the resident.
+    push.after_chat_changed(conversation, wrote=2, to_agent=target is not None)
     return {"ok": True}
 
 
@@ -238,13 +233,7 @@ def agent_close(data=None):
     conversation = rules.held_by(data.get("conversation_id"), user)
     contact, was_live = chats.close_chat(conversation, user, data.get("outcome"), data.get("summary"))
     db.session.commit()
-    if was_live:
-        last = messages.messages_after(conversation.id, conversation.last_seq - 1)
-        for message in last:
-            push.deliver(message, conversation.id, None)
-        push.push_status(conversation)
-    push.mark_queue_changed()
-    push.request_assignment()
+    push.after_chat_changed(conversation, wrote=1 if was_live else 0)  # a live chat is told it closed
     return {"ok": True, "contact_id": contact.id}
 
 

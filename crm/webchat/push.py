@@ -168,6 +168,28 @@ def push_unassigned(conversation_id: int, user_id: int, reason: str) -> None:
                   namespace=AGENT_NS, to=user_room(user_id))
 
 
+def after_chat_changed(conversation: Conversation, wrote: int, holder_id: Optional[int] = None,
+                       to_agent: bool = False, agent_freed: bool = True) -> None:
+    """After a transfer, close or end is committed: deliver the system messages it wrote, then the news.
+
+    wrote: how many of the chat's last messages the change may have written (0: none, nothing for the
+    resident); holder_id: a console that gets them too; to_agent: the chat went to an agent, who gets it
+    with its history; otherwise the resident gets the chat's status and the queue is redrawn, and
+    assigned again if the change freed an agent's place.
+    """
+    if wrote:
+        for message in messages.messages_after(conversation.id, conversation.last_seq - wrote):
+            if message.author == "system":
+                deliver(message, conversation.id, holder_id)
+        if to_agent:
+            push_assigned(conversation, reason="transferred")
+            return
+        push_status(conversation)
+    mark_queue_changed()
+    if agent_freed:
+        request_assignment()
+
+
 def push_queue() -> None:
     """Send the waiting list to all agents and each waiting resident their position."""
     waiting = assignment.waiting_chats()

@@ -193,10 +193,8 @@ def resident_end(data=None):
     holder = conversation.assignee_id
     chats.end_by_resident(conversation)
     db.session.commit()
-    push.mark_queue_changed()
-    for message in messages.messages_after(conversation.id, conversation.last_seq - 1, include_internal=False):
-        push.deliver(message, conversation.id, holder)
-    push.push_status(conversation)
+    # The agent keeps an ended chat until they close it: no place is freed yet.
+    push.after_chat_changed(conversation, wrote=1, holder_id=holder, agent_freed=False)
     if holder:
         socketio.emit("ended", {"conversation_id": conversation.id}, namespace=AGENT_NS, to=user_room(holder))
     return {"ok": True, "state": "ended"}
