@@ -11,7 +11,7 @@ from flask import current_app, request
 from flask_socketio import join_room
 
 from .. import visibility
-from ..auth.roles import SUPERVISORS
+from ..auth.roles import CHAT_STAFF, SUPERVISORS
 from ..auth.sessions import SocketIdentity, forget_socket, record_socket, socket_identity, still_valid
 from ..conversations import service as conversations
 from ..errors import DomainError, Forbidden
@@ -36,7 +36,7 @@ class StaffConnection:
 staff: dict[str, StaffConnection] = {}
 
 
-def current_staff(roles=rules.CHAT_ROLES) -> User:
+def current_staff(roles=CHAT_STAFF) -> User:
     """Return the connection's staff member, re-read now: session, token, role and active on every event."""
     conn = staff.get(request.sid)
     user = still_valid(conn.identity) if conn else None
@@ -52,7 +52,7 @@ def agent_connect(auth=None):
     """An agent's console connects (session cookie or auth token); they see the queue and their chats."""
     identity = socket_identity(auth)
     user = still_valid(identity)
-    if user is None or not user.has_role(*rules.CHAT_ROLES):
+    if user is None or not user.has_role(*CHAT_STAFF):
         db.session.rollback()
         raise ConnectionRefusedError("forbidden" if user else "unauthorized")
     push.ensure_sweeper(current_app._get_current_object())

@@ -11,13 +11,13 @@ from typing import Optional
 from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.orm import contains_eager
 
-from ..auth.roles import CHAT_HOLDERS_SQL
+from ..auth.roles import CHAT_HOLDERS_SQL, CHAT_STAFF
 from ..errors import Conflict, ValidationFailed
 from ..extensions import db
 from ..models import AgentPresence, AgentSkill, AgentSocket, ChatSession, Conversation, Message, Queue, User, utcnow
 from .hours import is_open
 from .messages import store_message, system_message
-from .rules import CHANNEL, CHAT_ROLES, HELD_STATES, cfg, chat_or_404, clean_int, clean_text
+from .rules import CHANNEL, HELD_STATES, cfg, chat_or_404, clean_int, clean_text
 
 
 ASSIGN_LOCK_KEY = 5_054_801  # arbitrary: the PostgreSQL advisory lock of chat assignment
@@ -323,7 +323,7 @@ def transfer(conversation: Conversation, actor: User, queue_code=None, agent_id=
         store_message(conversation.id, "agent", f"Transfer note: {note}", user=actor, internal=True)
     if agent_id is not None:
         target = db.session.get(User, clean_int(agent_id, "agent_id", 1))
-        if target is None or not target.active or not target.has_role(*CHAT_ROLES):
+        if target is None or not target.active or not target.has_role(*CHAT_STAFF):
             raise ValidationFailed("No such agent", {"agent_id": ["not an active agent"]})
         if target.id == conversation.assignee_id:
             raise Conflict("That agent already has this chat", code="same_agent")

@@ -4,7 +4,7 @@ import unicodedata
 from flask import current_app
 from sqlalchemy import select
 
-from ..auth.roles import CHAT_STAFF, SUPERVISORS
+from ..auth.roles import SUPERVISORS
 from ..conversations.lifecycle import HELD_CHAT, LIVE_CHAT
 from ..errors import Conflict, DomainError, NotFound, ValidationFailed
 from ..extensions import db
@@ -18,7 +18,6 @@ TOPICS = [
 ]
 LIVE_STATES = LIVE_CHAT  # a resident is (or may be) still there
 HELD_STATES = HELD_CHAT  # counts against the agent's capacity until closed
-CHAT_ROLES = CHAT_STAFF
 
 
 def cfg(name):

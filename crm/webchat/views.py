@@ -3,6 +3,7 @@ from flask import current_app, make_response, render_template, request
 from sqlalchemy import or_, select
 
 from ..auth.access import roles_required
+from ..auth.roles import CHAT_STAFF
 from ..extensions import db
 from ..models import OUTCOMES, CannedReply, Queue, Service, User
 from ..security import public_url
@@ -47,13 +48,13 @@ def widget():
 
 
 @bp.route("/agent/chats")
-@roles_required("agent", "supervisor")
+@roles_required(*CHAT_STAFF)
 def console():
     """The agent's chat console: waiting chats, my chats side by side with each customer's timeline."""
     services = db.session.scalars(select(Service).where(Service.active.is_(True)).order_by(Service.name)).all()
     categories = {s.code: [(c.code, c.name) for c in s.categories if c.active] for s in services}
     queues = db.session.scalars(select(Queue).where(Queue.channel == rules.CHANNEL).order_by(Queue.name)).all()
-    agents = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(("agent", "supervisor")))
+    agents = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(CHAT_STAFF))
                                 .order_by(User.name)).all()
     # Canned replies written for chat or for any channel (email ones carry email placeholders).
     canned = db.session.scalars(select(CannedReply).where(
