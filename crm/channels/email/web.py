@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from ... import labels, visibility
 from ...audit import audit
 from ...auth.access import roles_required
-from ...auth.roles import FRONT_LINE
+from ...auth.roles import ADMINS, FRONT_LINE
 from ...cases.attachments import THUMBNAIL_TYPES, check_view_attachment, thumbnail, thumbnail_type
 from ...cases import lifecycle
 from ...cases import service as cases
@@ -316,7 +316,7 @@ def attachment_thumbnail(attachment_id):
 
 
 @bp.route("/quarantine")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def quarantine():
     """Messages the pipeline could not understand (and any never processed), for review."""
     rows = db.session.scalars(select(InboundEmail).where(InboundEmail.status.in_(("quarantined", "received")))
@@ -325,7 +325,7 @@ def quarantine():
 
 
 @bp.route("/quarantine/<int:inbound_id>")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def quarantined_message(inbound_id):
     """One stored message: its reason, headers and the start of its raw text."""
     row = db.session.get(InboundEmail, inbound_id)
@@ -342,7 +342,7 @@ def quarantined_message(inbound_id):
 
 
 @bp.route("/quarantine/<int:inbound_id>/raw")
-@roles_required("admin")
+@roles_required(*ADMINS)
 def raw_message(inbound_id):
     """Download a stored message exactly as it arrived."""
     row = db.session.get(InboundEmail, inbound_id)
@@ -354,7 +354,7 @@ def raw_message(inbound_id):
 
 
 @bp.route("/quarantine/<int:inbound_id>/reprocess", methods=["POST"])
-@roles_required("admin")
+@roles_required(*ADMINS)
 def reprocess_message(inbound_id):
     """Run a quarantined message through the pipeline again (after a fix, or a config change)."""
     row = db.session.get(InboundEmail, inbound_id)
