@@ -3,6 +3,7 @@ from typing import Iterable, Optional
 
 from sqlalchemy import select
 
+from ...auth.roles import ADMINS, FRONT_LINE
 from ...customers.identity import live_customer
 from ...extensions import db
 from ...models import Conversation, CustomerIdentity, Message
@@ -61,8 +62,8 @@ class EmailChannel(Channel):
         from .api import inbound_blp  # noqa: PLC0415
 
         app.register_blueprint(web.bp)
-        add_nav_item("Email", "email.inbox", "agent", "supervisor")
-        add_nav_item("Quarantine", "email.quarantine", "admin")
+        add_nav_item("Email", "email.inbox", *FRONT_LINE)
+        add_nav_item("Quarantine", "email.quarantine", *ADMINS)
         api.register_blueprint(inbound_blp)
 
 
