@@ -1,5 +1,6 @@
 """An agent signs in, finds a caller and logs a call, in real Chromium over real HTTP."""
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import select
 
 from crm.extensions import db
@@ -25,7 +26,9 @@ def test_agent_signs_in_finds_a_caller_and_logs_a_call(app, live_server, page, m
     page.keyboard.press("Enter")
     page.wait_for_url(f"{live_server}/console")
 
-    # The search box has focus on arrival: type the phone number as the caller says it.
+    # The search box has focus on arrival (Chromium applies autofocus at the next frame, so wait for it,
+    # as a person would see the cursor): type the phone number as the caller says it.
+    expect(page.locator("#q")).to_be_focused()
     page.keyboard.type("07700 900 123")
     page.keyboard.press("Enter")
     page.get_by_role("link", name="Jane Armstrong").click()
