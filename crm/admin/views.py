@@ -13,13 +13,6 @@ from ..web import act
 from .forms import EditUserForm, NewUserForm, RevokeForm, TokenForm
 
 
-def _user_or_404(user_id):
-    user = db.session.get(User, user_id)
-    if user is None:
-        abort(404)
-    return user
-
-
 @bp.route("/users", methods=["GET", "POST"])
 @roles_required(*ADMINS)
 def users():
@@ -48,7 +41,7 @@ def _render_users(form, status: int):
 @roles_required(*ADMINS)
 def user(user_id):
     """Edit a user's role, service, capacity, status or password; manage their tokens."""
-    record = _user_or_404(user_id)
+    record = db.get_or_404(User, user_id)
     form = _edit_form(record)
     if form.validate_on_submit():
         if record.id == current_user.id and (form.role.data != ADMIN or not form.active.data):
@@ -99,7 +92,7 @@ def _render_user(record, form, status=200, new_token=None):
 @roles_required(*ADMINS)
 def new_token(user_id):
     """Issue an API token for a user; it is shown once."""
-    record = _user_or_404(user_id)
+    record = db.get_or_404(User, user_id)
     form = TokenForm()
     if not form.validate_on_submit():
         abort(400)
@@ -112,9 +105,7 @@ def new_token(user_id):
 @roles_required(*ADMINS)
 def revoke(token_id):
     """Revoke an API token."""
-    token = db.session.get(ApiToken, token_id)
-    if token is None:
-        abort(404)
+    token = db.get_or_404(ApiToken, token_id)
     if not RevokeForm().validate_on_submit():
         abort(400)
     revoke_token(token, actor=current_user)

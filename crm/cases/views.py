@@ -350,9 +350,7 @@ def routing_rules():
 @roles_required(*ADMINS)
 def routing_rule(rule_id):
     """Edit a routing rule."""
-    rule = db.session.get(RoutingRule, rule_id)
-    if rule is None:
-        abort(404)
+    rule = db.get_or_404(RoutingRule, rule_id)
     form = _rule_form(rule)
 
     def rule_page(status):
@@ -368,9 +366,7 @@ def routing_rule(rule_id):
 @roles_required(*ADMINS)
 def delete_routing_rule(rule_id):
     """Delete a routing rule (cases already routed keep their service)."""
-    rule = db.session.get(RoutingRule, rule_id)
-    if rule is None:
-        abort(404)
+    rule = db.get_or_404(RoutingRule, rule_id)
     if not DeleteForm().validate_on_submit():
         abort(400)
     back = lambda _: redirect(url_for("cases.routing_rules"))  # noqa: E731

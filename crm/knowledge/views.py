@@ -97,9 +97,7 @@ def new_article():
 @roles_required(*ARTICLE_EDITORS)
 def edit_article(article_id):
     """Change an article; saving makes a new version."""
-    article = db.session.get(KnowledgeArticle, article_id)
-    if article is None:
-        abort(404)
+    article = db.get_or_404(KnowledgeArticle, article_id)
     if request.method == "POST":
         return act(lambda: articles.update_article(current_user, article, _changes_from_form(request.form)),
                    lambda _: f"“{article.title}” saved as version {article.version}",

@@ -265,9 +265,7 @@ def resolve(conversation_id):
 @roles_required(*FRONT_LINE)
 def retry(outbound_id):
     """Queue a failed email again."""
-    send = db.session.get(OutboundEmail, outbound_id)
-    if send is None:
-        abort(404)
+    send = db.get_or_404(OutboundEmail, outbound_id)
     visibility.check_conversation(current_user, send.conversation)
     if not ActionForm().validate_on_submit():
         abort(400)
@@ -277,9 +275,7 @@ def retry(outbound_id):
 
 def _attachment_or_404(attachment_id: int) -> Attachment:
     """Return the attachment if it exists and the signed-in user may read what it belongs to."""
-    item = db.session.get(Attachment, attachment_id)
-    if item is None:
-        abort(404)
+    item = db.get_or_404(Attachment, attachment_id)
     check_view_attachment(current_user, item)
     return item
 
@@ -328,9 +324,7 @@ def quarantine():
 @roles_required(*ADMINS)
 def quarantined_message(inbound_id):
     """One stored message: its reason, headers and the start of its raw text."""
-    row = db.session.get(InboundEmail, inbound_id)
-    if row is None:
-        abort(404)
+    row = db.get_or_404(InboundEmail, inbound_id)
     try:
         headers = list(BytesHeaderParser(policy=policy.compat32).parsebytes(row.raw).items())
     except Exception:  # noqa: BLE001 - a reviewer still gets the raw text below
@@ -345,9 +339,7 @@ def quarantined_message(inbound_id):
 @roles_required(*ADMINS)
 def raw_message(inbound_id):
     """Download a stored message exactly as it arrived."""
-    row = db.session.get(InboundEmail, inbound_id)
-    if row is None:
-        abort(404)
+    row = db.get_or_404(InboundEmail, inbound_id)
     response = Response(row.raw, mimetype="message/rfc822")
     response.headers["Content-Disposition"] = f'attachment; filename="inbound-{row.id}.eml"'
     return response
@@ -357,9 +349,7 @@ def raw_message(inbound_id):
 @roles_required(*ADMINS)
 def reprocess_message(inbound_id):
     """Run a quarantined message through the pipeline again (after a fix, or a config change)."""
-    row = db.session.get(InboundEmail, inbound_id)
-    if row is None:
-        abort(404)
+    row = db.get_or_404(InboundEmail, inbound_id)
     if not ActionForm().validate_on_submit():
         abort(400)
     audit(current_user, "inbound_email.reprocess", "inbound_email", row.id)
