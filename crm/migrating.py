@@ -63,6 +63,3 @@ class _DeferredDbGroup(click.Group):
     def make_context(self, info_name, args, parent=None, **extra):
         # The real group's options (--directory, -x) and callback apply, not this stand-in's.
         return self._real().make_context(info_name, args, parent=parent, **extra)
-
-    def invoke(self, ctx):
-        return self._real().invoke(ctx)
