@@ -2,13 +2,13 @@
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_socketio import SocketIO
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 from .migrating import LazyMigrate
+from .realtime import EventSocketIO
 
 # Named constraints so that Alembic batch migrations on SQLite can alter them.
 NAMING_CONVENTION = {
@@ -42,7 +42,7 @@ class StaffLoginManager(LoginManager):
 
 
 login_manager = StaffLoginManager()
-socketio = SocketIO()
+socketio = EventSocketIO()  # Flask-SocketIO, with a lighter Flask context for each event after connect
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address)
 

@@ -7,12 +7,16 @@ from a queue in a background task with short timeouts (pipelined when several wa
 what could not be published (up to a bound) and sends it when Redis answers again, and
 re-subscribes within a second. After the listener was cut off it runs the `resubscribed`
 callbacks, so areas re-send what their clients may have missed from other processes.
+
+EventSocketIO (our `socketio`) runs each event after connect in a Flask context without URL routing.
 """
 import collections
 import threading
 import logging
 import time
 
+from flask.ctx import RequestContext
+from flask_socketio import SocketIO
 from socketio.redis_manager import RedisManager
 
 log = logging.getLogger("crm.realtime")
@@ -127,3 +131,69 @@ class ResilientRedisManager(RedisManager):
                 subscribed = False
                 time.sleep(retry_sleep)
                 retry_sleep = min(1.0, retry_sleep * 2)
+
+
+# ---- one Flask context per socket event, without URL routing ---------------------------------------
+
+class SocketEventContext(RequestContext):
+    """Flask's request context for one Socket.IO event after connect: the connection's environ and its session.
+
+    An event is not a request for a URL: nothing is matched against the routes, and the URL adapter
+    (for url_for) is built only if something asks for it. Teardowns, the app context and the session
+    are Flask's own.
+    """
+
+    def __init__(self, app, environ, request=None, session=None):
+        # Not super().__init__: it builds the URL adapter at once (and push() would then match it).
+        self.app = app
+        self.request = request if request is not None else app.request_class(environ)
+        self.request.json_module = app.json
+        self._url_adapter = None
+        self._pushed = False
+        self.flashes = None
+        self._session = session
+        self._after_request_functions = []
+        self._cv_tokens = []
+
+    @property
+    def url_adapter(self):
+        """Return the URL adapter, built on first use once pushed (push() matches any it sees)."""
+        if self._url_adapter is None and self._pushed:
+            self._url_adapter = self.app.create_url_adapter(self.request)
+        return self._url_adapter
+
+    @url_adapter.setter
+    def url_adapter(self, value):
+        self._url_adapter = value
+
+    def push(self) -> None:
+        super().push()
+        self._pushed = True
+
+
+class EventSocketIO(SocketIO):
+    """Flask-SocketIO whose events after connect run in a SocketEventContext instead of a full request context.
+
+    Connect still gets Flask's whole request context: it is where the session is copied and the
+    cookie or token read. Each later event gets the same request.sid, namespace, event, environ,
+    session copy, app context and teardowns, without matching /socket.io/ against every route.
+    """
+
+    def _handle_event(self, handler, message, namespace, sid, *args):
+        environ = self.server.get_environ(sid, namespace=namespace)
+        session = environ.get("saved_session") if environ else None
+        if message == "connect" or session is None or not self.manage_session:
+            return super()._handle_event(handler, message, namespace, sid, *args)
+        with SocketEventContext(environ["flask.app"], environ, session=session) as ctx:
+            ctx.request.sid = sid
+            ctx.request.namespace = namespace
+            ctx.request.event = {"message": message, "args": args}
+            try:
+                return handler(*args)
+            except ConnectionRefusedError:
+                raise  # python-socketio's to handle
+            except Exception as error:
+                err_handler = self.exception_handlers.get(namespace, self.default_exception_handler)
+                if err_handler is None:
+                    raise
+                return err_handler(error)
