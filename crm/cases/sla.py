@@ -7,12 +7,12 @@ CASE_FIRST_RESPONSE_HOURS (working hours to the first public update) and
 CASE_SLA_AT_RISK_HOURS (working hours left when a case counts as at risk).
 """
 from datetime import date, datetime, time, timedelta, timezone
-from functools import lru_cache
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-import holidays
 from flask import current_app
+
+from .. import bank_holidays
 
 DEFAULTS = {
     "CASE_TIMEZONE": "Europe/London",
@@ -29,36 +29,31 @@ def setting(name: str):
     return current_app.config.get(name, DEFAULTS[name])
 
 
-@lru_cache(maxsize=8)
-def _bank_holidays(subdivision: str, year: int) -> frozenset:
-    return frozenset(holidays.country_holidays("GB", subdiv=subdivision, years=[year]).keys())
-
-
 def is_bank_holiday(day: date, subdivision: Optional[str] = None) -> bool:
     """Say whether the day is a bank holiday in the configured part of the UK."""
-    return day in _bank_holidays(subdivision or setting("CASE_HOLIDAY_SUBDIVISION"), day.year)
-
-
-def is_working_day(day: date) -> bool:
-    """Say whether the office is open on this day (a weekday that is not a bank holiday)."""
-    return day.weekday() < 5 and not is_bank_holiday(day)
+    return bank_holidays.is_bank_holiday(day, subdivision or setting("CASE_HOLIDAY_SUBDIVISION"))
 
 
 class WorkingCalendar:
-    """Office hours in a time zone; adds working hours to an instant."""
+    """Office hours in a time zone, bank holidays of one part of the UK closed; adds working hours to an instant."""
 
-    def __init__(self, tz: str, start_hour: int, end_hour: int):
+    def __init__(self, tz: str, start_hour: int, end_hour: int, subdivision: str = DEFAULTS["CASE_HOLIDAY_SUBDIVISION"]):
         if not 0 <= start_hour < end_hour <= 24:
             raise ValueError("the working day must start before it ends")
         self.tz = ZoneInfo(tz)
         self.start = time(start_hour)
         self.end_hour = end_hour
+        self.subdivision = subdivision
 
     @classmethod
     def from_config(cls) -> "WorkingCalendar":
         """Build the calendar from the app's settings."""
         return cls(setting("CASE_TIMEZONE"), int(setting("CASE_WORKDAY_START")),
-                   int(setting("CASE_WORKDAY_END")))
+                   int(setting("CASE_WORKDAY_END")), setting("CASE_HOLIDAY_SUBDIVISION"))
+
+    def is_working_day(self, day: date) -> bool:
+        """Say whether the office is open on this day (a weekday that is not a bank holiday)."""
+        return day.weekday() < 5 and not bank_holidays.is_bank_holiday(day, self.subdivision)
 
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
         # Built from local wall time, so a clock-change day keeps its office hours.
@@ -76,7 +71,7 @@ class WorkingCalendar:
         day = local.date()
         cursor = local
         while True:
-            if is_working_day(day):
+            if self.is_working_day(day):
                 opens, closes = self._day_bounds(day)
                 begin = max(cursor, opens)
                 if begin < closes:
@@ -95,7 +90,7 @@ class WorkingCalendar:
         local_start, local_end = start.astimezone(self.tz), end.astimezone(self.tz)
         day = local_start.date()
         while day <= local_end.date():
-            if is_working_day(day):
+            if self.is_working_day(day):
                 opens, closes = self._day_bounds(day)
                 begin, finish = max(opens, local_start), min(closes, local_end)
                 if finish > begin:

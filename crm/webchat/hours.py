@@ -1,12 +1,11 @@
 """Opening hours: whether webchat is staffed now and when it next opens (bank holidays closed)."""
 from datetime import datetime, timedelta
-from functools import lru_cache
 from typing import Optional
 from zoneinfo import ZoneInfo
 
-import holidays
 from sqlalchemy import select
 
+from .. import bank_holidays
 from ..extensions import db
 from ..models import OpeningHours, utcnow
 from .rules import cfg
@@ -17,15 +16,9 @@ def local_now(now: Optional[datetime] = None) -> datetime:
     return (now or utcnow()).astimezone(ZoneInfo(cfg("WEBCHAT_TIMEZONE")))
 
 
-@lru_cache(maxsize=32)
-def _bank_holidays(subdiv: str, year: int):
-    # Building the calendar costs milliseconds of CPU: once per year and region, not per start.
-    return holidays.country_holidays("GB", subdiv=subdiv, years=year)
-
-
 def is_bank_holiday(day) -> bool:
     """Say whether a date is a bank holiday where the council is."""
-    return day in _bank_holidays(cfg("WEBCHAT_HOLIDAY_SUBDIV"), day.year)
+    return bank_holidays.is_bank_holiday(day, cfg("WEBCHAT_HOLIDAY_SUBDIV"))
 
 
 def is_open(now: Optional[datetime] = None) -> bool:

@@ -55,6 +55,16 @@ def test_bank_holidays_come_from_the_calendar_library(app):
     assert not is_bank_holiday(datetime(2027, 1, 4).date())   # 2 January is Scotland's, not England's
 
 
+def test_a_calendar_follows_the_bank_holidays_of_its_part_of_the_uk():
+    new_year_eve_4pm = datetime(2026, 12, 31, 16, 0, tzinfo=UTC)
+    # England: 1 h on the 31st, closed on New Year's Day, weekend; Monday 4 January from 09:00.
+    assert WorkingCalendar("Europe/London", 9, 17).add_working_hours(new_year_eve_4pm, 2) == \
+        datetime(2027, 1, 4, 10, 0, tzinfo=UTC)
+    # Scotland also closes on Monday 4 January (2 January, a Saturday, moves to the Monday).
+    assert WorkingCalendar("Europe/London", 9, 17, "SCT").add_working_hours(new_year_eve_4pm, 2) == \
+        datetime(2027, 1, 5, 10, 0, tzinfo=UTC)
+
+
 def test_first_response_target_is_the_shorter_of_its_setting_and_the_resolution(app):
     raised = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     first, resolution = targets(raised, 4)

@@ -1,0 +1,17 @@
+"""UK bank holidays, from the `holidays` package (never a typed list): one lookup for case SLAs and webchat hours."""
+from datetime import date
+from functools import lru_cache
+
+import holidays
+
+
+@lru_cache(maxsize=32)
+def holidays_in(subdivision: str, year: int) -> frozenset:
+    """Return the bank holidays of one year in a part of the UK (ENG, SCT, WLS, NIR)."""
+    # Building the calendar costs milliseconds: once per year and part of the UK, not per look-up.
+    return frozenset(holidays.country_holidays("GB", subdiv=subdivision, years=[year]).keys())
+
+
+def is_bank_holiday(day: date, subdivision: str) -> bool:
+    """Say whether the day is a bank holiday in that part of the UK."""
+    return day in holidays_in(subdivision, day.year)
