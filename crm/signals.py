@@ -3,7 +3,14 @@
 Receivers run after the request commits (services send them via `after_commit`), so a
 listener never pushes news of a row that was then rolled back.
 """
+import logging
+
 from blinker import Namespace
+from redis.exceptions import RedisError
+
+from .jobs import queued_together
+
+log = logging.getLogger(__name__)
 
 _signals = Namespace()
 
@@ -29,8 +36,15 @@ def install(session_factory):
         if session.in_nested_transaction():
             return  # a SAVEPOINT released: the real commit is still to come
         pending = session.info.pop("pending_signals", [])
-        for signal, payload in pending:
-            signal.send(None, **payload)
+        if not pending:
+            return
+        try:
+            with queued_together():  # the jobs receivers queue (email deliveries) go in one round trip
+                for signal, payload in pending:
+                    signal.send(None, **payload)
+        except RedisError:
+            # Committed rows stay owed: the sweeps queue them again (crm/channels/email/delivery.py).
+            log.warning("jobs queued after a commit did not reach Redis; the sweeps will queue them", exc_info=True)
 
     @event.listens_for(session_factory, "after_rollback")
     def _drop(session):
