@@ -9,11 +9,14 @@ Two sources say "something changed", both after commit:
 Chat messages alone change no figure, so message_stored is not listened to.
 
 Bursts are coalesced: the first change schedules one push COALESCE_SECONDS later, and changes
-arriving meanwhile ride along with it, so a busy minute costs a handful of queries, not one per
-event.
+arriving meanwhile ride along with it; a steady stream of changes (a busy hour, a mailbox import
+committing every half second) pushes at most once every MIN_INTERVAL_SECONDS. So a busy minute
+costs a handful of queries, not one per event.
 """
+import atexit
 import logging
 import threading
+import time
 
 from blinker import Namespace
 from sqlalchemy import event, inspect
@@ -29,6 +32,7 @@ log = logging.getLogger(__name__)
 NAMESPACE = "/supervisor"
 ROOM = "supervisors"
 COALESCE_SECONDS = 0.1
+MIN_INTERVAL_SECONDS = 1.0
 
 _signals = Namespace()
 figures_changed = _signals.signal("supervisor-figures-changed")
@@ -102,11 +106,12 @@ class Pusher:
         self.app = app
         self._lock = threading.Lock()
         self._scheduled = False
+        self._last_push = float("-inf")
         self.enabled = True
 
     def request(self, *_args, **_kwargs) -> None:
         """Ask for a push; does nothing if one is already on its way."""
-        if not self.enabled:
+        if not self.enabled or self._scheduled:  # read without the lock: a push is already on its way
             return
         with self._lock:
             if self._scheduled:
@@ -115,13 +120,22 @@ class Pusher:
         socketio.start_background_task(self._push_later)
 
     def _push_later(self) -> None:
-        socketio.sleep(COALESCE_SECONDS)
+        socketio.sleep(max(COALESCE_SECONDS, self._last_push + MIN_INTERVAL_SECONDS - time.monotonic()))
         with self._lock:
             self._scheduled = False
+        self._last_push = time.monotonic()
         try:
             self.push_now()
         except Exception:  # noqa: BLE001 - a failed push must not kill the server's hub
             log.exception("could not push supervisor figures")
+
+    def push_if_due(self) -> None:
+        """Push now if a push is waiting: a command that exits (a mailbox import) still shows its last changes."""
+        if self.enabled and self._scheduled:
+            try:
+                self.push_now()
+            except Exception:  # noqa: BLE001 - leaving the process must not fail for a push
+                log.exception("could not push supervisor figures")
 
     def push_now(self) -> None:
         """Compute the figures and emit them to every supervisor connected anywhere."""
@@ -160,4 +174,6 @@ def init_app(app) -> None:
     # A test app has no server to push through unless a test says so (SUPERVISOR_PUSH=True).
     pusher.enabled = bool(app.config.get("SUPERVISOR_PUSH", not app.testing))
     app.extensions["supervisor_pusher"] = pusher
+    if pusher.enabled:
+        atexit.register(pusher.push_if_due)  # a waiting push runs in a daemon thread, which exit would drop
     install_session_hooks()

@@ -62,6 +62,24 @@ def test_a_logged_call_is_pushed_to_the_supervisor(app, agent, agent_headers, li
     assert pushed["items"] == api["items"]
 
 
+def test_a_steady_stream_of_changes_is_pushed_about_once_a_second_ending_with_the_last(
+        app, agent, agent_headers, live_crm, supervisor_socket):
+    supervisor_socket.next_stats()  # sent on connect
+    started = time.monotonic()
+    for n in range(8):  # a call logged every 0.2 s for 1.6 s
+        response = requests.post(f"{live_crm.url}/api/v1/contacts", headers=agent_headers, timeout=10, json={
+            "channel": "phone", "caller": {"name": f"Caller {n}", "phone": f"01228 00000{n}"},
+            "category": "pothole", "outcome": "resolved_first_time"})
+        assert response.status_code == 201, response.text
+        time.sleep(max(0.0, started + 0.2 * (n + 1) - time.monotonic()))
+    counts = []
+    while not counts or counts[-1] < 8:
+        counts.append(_agent(supervisor_socket.next_stats(), agent.id)["contacts_today"])
+    # One push per change would be 8; about one a second over ~2 s is 3 (4 if a push falls on a boundary).
+    assert len(counts) <= 4, counts
+    assert counts == sorted(counts) and counts[-1] == 8
+
+
 def test_a_capacity_change_is_pushed(app, agent, supervisor_headers, live_crm, supervisor_socket):
     supervisor_socket.next_stats()
     response = requests.patch(f"{live_crm.url}/api/v1/supervisor/agents/{agent.id}", json={"chat_capacity": 7},
