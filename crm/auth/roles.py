@@ -24,7 +24,7 @@ FRONT_LINE = (AGENT, SUPERVISOR)
 CHAT_STAFF = FRONT_LINE
 # Users who may hold a chat or a conversation (for SQL: admins included, as has_role would).
 CHAT_HOLDERS_SQL = CHAT_STAFF + (ADMIN,)
-# Desk staff counted on the supervisor dashboard (for SQL: admins not counted).
+# Desk staff counted on the supervisor dashboard and offered as assignees (for SQL: admins not listed).
 DESK_STAFF_SQL = (AGENT, SUPERVISOR)
 # Raise cases for residents.
 CASE_RAISERS = (AGENT, SUPERVISOR, SERVICE_OFFICER)

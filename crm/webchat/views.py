@@ -3,7 +3,7 @@ from flask import current_app, make_response, render_template, request
 from sqlalchemy import or_, select
 
 from ..auth.access import roles_required
-from ..auth.roles import CHAT_STAFF
+from ..auth.roles import CHAT_STAFF, DESK_STAFF_SQL
 from ..extensions import db
 from ..models import OUTCOMES, CannedReply, Queue, Service, User
 from ..security import public_url
@@ -54,7 +54,7 @@ def console():
     services = db.session.scalars(select(Service).where(Service.active.is_(True)).order_by(Service.name)).all()
     categories = {s.code: [(c.code, c.name) for c in s.categories if c.active] for s in services}
     queues = db.session.scalars(select(Queue).where(Queue.channel == rules.CHANNEL).order_by(Queue.name)).all()
-    agents = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(CHAT_STAFF))
+    agents = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(DESK_STAFF_SQL))
                                 .order_by(User.name)).all()
     # Canned replies written for chat or for any channel (email ones carry email placeholders).
     canned = db.session.scalars(select(CannedReply).where(

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from ... import labels, visibility
 from ...audit import audit
 from ...auth.access import roles_required
-from ...auth.roles import ADMINS, FRONT_LINE
+from ...auth.roles import ADMINS, DESK_STAFF_SQL, FRONT_LINE
 from ...cases.attachments import THUMBNAIL_TYPES, check_view_attachment, thumbnail, thumbnail_type
 from ...cases import lifecycle
 from ...cases import service as cases
@@ -91,7 +91,7 @@ def _resolve_form(conversation, form=None):
 
 def _render_conversation(conversation, reply_form=None, note_form=None, resolve_form=None, status=200):
     assign_form = AssignForm()
-    staff = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(FRONT_LINE))
+    staff = db.session.scalars(select(User).where(User.active.is_(True), User.role.in_(DESK_STAFF_SQL))
                                .order_by(User.name)).all()
     assign_form.assignee.choices = [("", "Nobody (back to the queue)")] + [(str(u.id), u.name) for u in staff]
     assign_form.assignee.data = str(conversation.assignee_id or "")
