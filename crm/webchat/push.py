@@ -1,11 +1,12 @@
 """What the server pushes: deliveries after commit, the assigner and the queue sweeper.
 
-Assignment runs in ONE greenlet per process, the assigner, woken when a chat arrives or an
-agent may take one (connect, available, close, transfer) and every WEBCHAT_SWEEP_SECONDS.
-A pass assigns every chat it can in one transaction under the assignment lock, so a burst of
-arrivals costs a handful of passes, not one attempt (and a dozen round trips) per arrival, and
-handlers never wait for assignment. The database stays the only queue: passes in several
-processes take turns on the PostgreSQL advisory lock.
+Assignment runs in passes, one at a time per process: the starter runs one right after each
+batch of starts it stored, and the assigner is woken when an agent may take a chat (connect,
+available, close, transfer) and every WEBCHAT_SWEEP_SECONDS. A pass assigns every chat it can in
+one transaction under the assignment lock, so a burst of arrivals costs a handful of passes, not
+one attempt (and a dozen round trips) per arrival, and handlers never wait for assignment. The
+database stays the only queue: passes in several processes take turns on the PostgreSQL
+advisory lock.
 
 Rooms: a resident's sockets join `conv:<id>` on /webchat; an agent's sockets join
 `user:<id>` and `agents` on /agent. With REDIS_URL these emits travel through Redis to
@@ -15,6 +16,7 @@ which notices queue changes from committed conversation and presence rows.)
 import logging
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import deque
@@ -249,7 +251,10 @@ def ensure_sweeper(app) -> None:
 _start_wanted = None  # the starter's wake-up Event
 _starts: deque = deque()  # [request, done Event, outcome]
 _starting: list = []  # the size of the batch being stored, while one is
+_handed_over = 0  # starts handed to the starter so far
+_settled = 0  # of those, how many it has stored (or refused) and answered
 _assigning: list = []  # non-empty while an assignment pass runs
+_one_pass = threading.Lock()  # green under the server's monkey patching
 START_BATCH = 500
 
 
@@ -259,7 +264,9 @@ def submit_start(request: "chats.StartRequest"):
     Returns None when webchat is closed (the caller takes the leave-a-message path); raises the
     DomainError that refused it. A burst of starts is stored in a few transactions, not one each.
     """
+    global _handed_over
     item = [request, socketio.server.eio.create_event(), None]
+    _handed_over += 1
     _starts.append(item)
     _start_wanted.set()
     item[1].wait()
@@ -269,24 +276,33 @@ def submit_start(request: "chats.StartRequest"):
 
 
 def _start_forever(app) -> None:
+    global _settled
     while True:
         _start_wanted.wait()
         _start_wanted.clear()
         while _starts:
             batch = [_starts.popleft() for _ in range(min(len(_starts), START_BATCH))]
             _starting.append(len(batch))
+            stored = []
             with app.app_context():
                 try:
-                    _start_batch(batch)
+                    stored = _start_batch(batch)
                 finally:
                     db.session.remove()
                     _starting.clear()
+                    _settled += len(batch)
                     for item in batch:
                         item[1].set()
+            if stored:
+                # Assigned at once, after waking the handlers (each ack goes out before the news of its chat):
+                # a stream of arrivals is given out as it comes, a few at a time, not in clumps.
+                _untold.update(stored)
+                mark_queue_changed()
+                _assign_pass(app)
 
 
-def _start_batch(batch) -> None:
-    """Store a batch of starts in one transaction; if it fails, store each on its own.
+def _start_batch(batch) -> list[int]:
+    """Store a batch of starts in one transaction (if it fails, each on its own); return the chats stored.
 
     Each resident's socket joins its chat's room before the commit, so nothing said about the
     chat after it (the assigner's `status`, an agent's first words) can miss them.
@@ -295,7 +311,7 @@ def _start_batch(batch) -> None:
     try:
         if not hours.is_open():
             db.session.rollback()
-            return  # outcome None: the handlers take the closed path themselves
+            return []  # outcome None: the handlers take the closed path themselves
         outcomes = chats.start_chats([item[0] for item in batch])
         for item, outcome in zip(batch, outcomes):
             if isinstance(outcome, dict):
@@ -321,8 +337,7 @@ def _start_batch(batch) -> None:
             outcomes.append(outcome)
     for item, outcome in zip(batch, outcomes):
         item[2] = outcome
-        if isinstance(outcome, dict):
-            chat_arrived(outcome["conversation_id"])
+    return [outcome["conversation_id"] for outcome in outcomes if isinstance(outcome, dict)]
 
 
 def _join(sid, conversation_id: int):
@@ -338,11 +353,16 @@ def _leave(joined) -> None:
 
 
 def _let_starts_go_first() -> None:
-    """Wait while starts are being stored: a resident's ack comes before assigning (or listing) the queue."""
-    for _ in range(200):  # at most ~2 s, so a steady stream of starts cannot hold assignment off
-        if not _starts and not _starting:
+    """Wait until the starts handed over so far are stored: their acks come before the pass that assigns them.
+
+    Only those: starts arriving meanwhile wait for the next pass, so a steady stream of arrivals is
+    assigned as it comes, not held back and given out in one clump.
+    """
+    due = _handed_over
+    for _ in range(200):  # at most ~2 s
+        if _settled >= due:
             return
-        socketio.sleep(0.01)
+        socketio.sleep(0.005)
 
 
 def _assign_forever(app) -> None:
@@ -353,6 +373,12 @@ def _assign_forever(app) -> None:
             socketio.sleep(app.config["WEBCHAT_ASSIGN_GATHER_SECONDS"])
         _let_starts_go_first()
         _assign_wanted.clear()
+        _assign_pass(app)
+
+
+def _assign_pass(app) -> None:
+    """Run one assignment pass; the starter's and the assigner's passes take turns."""
+    with _one_pass:
         _assigning.append(True)
         with app.app_context():
             try:
