@@ -56,8 +56,8 @@ def queued_together():
         yield
     finally:
         _gathered.reset(token)
-    if gathered:
-        huey.enqueue_all(gathered)
+        if gathered:  # also when the block failed part-way: what it queued before is still owed
+            huey.enqueue_all(gathered)
 
 
 def _make_huey():

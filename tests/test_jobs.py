@@ -59,6 +59,15 @@ def test_a_refused_hand_over_raises_at_the_end_of_the_block(monkeypatch):
             deliver(1)  # gathered: nothing has been tried yet
 
 
+def test_jobs_queued_before_a_failure_in_the_block_still_go(redis_queue):
+    deliver = redis_queue.task()(lambda n: n)
+    with pytest.raises(ZeroDivisionError):
+        with queued_together():
+            deliver(1)
+            1 / 0
+    assert [task.args for task in redis_queue.pending()] == [(1,)]
+
+
 def test_without_redis_each_job_is_queued_as_it_comes(tmp_path, monkeypatch):
     queue = jobs.SqliteHuey("crm-test-file", filename=str(tmp_path / "jobs.sqlite3"))
     monkeypatch.setattr(jobs, "huey", queue)
