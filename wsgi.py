@@ -16,6 +16,34 @@ if SERVING:
     # wait_select goes through select.select, which eventlet has made green.
     os.environ.setdefault("PSYCOPG_WAIT_FUNC", "wait_select")
 
+
+def _ready_first_psycopg_waits():
+    """Make psycopg's wait_select ask the OS first and wait through the hub only when the socket is not ready.
+
+    Every green select is a trip round the hub, and a pipelined executemany waits once per row (a
+    batch of 500 chat starts spent more time there than in the database; bench/README.md).
+    """
+    import select as green
+    from eventlet.patcher import original
+
+    import psycopg.waiting
+
+    os_select = original("select").select
+
+    class ReadyFirst:
+        def __getattr__(self, name):
+            return getattr(green, name)
+
+        def select(self, rlist, wlist, xlist, timeout=None):
+            ready = os_select(rlist, wlist, xlist, 0)
+            return ready if any(ready) else green.select(rlist, wlist, xlist, timeout)
+
+    psycopg.waiting.select = ReadyFirst()
+
+
+if SERVING:
+    _ready_first_psycopg_waits()
+
 import gc  # noqa: E402
 
 # Start-up makes some 190,000 long-lived objects (modules, mappers, routes) and little garbage: without
