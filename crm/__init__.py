@@ -84,6 +84,9 @@ def create_app(config=None):
     migrate.init_app(app, db, render_as_batch=True,
                      directory=os.path.join(os.path.dirname(os.path.dirname(__file__)), "migrations"))
     signals.install(db.session)
+    from .customers import identity
+
+    identity.install(db.session)  # customers' name search terms follow their names at flush
     from .auth import sessions
 
     sessions.install(db.session)  # ended sessions and revoked tokens close their live sockets

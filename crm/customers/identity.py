@@ -6,7 +6,7 @@ from typing import Optional
 
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import select
+from sqlalchemy import and_, delete, event, insert, inspect, select
 
 from ..batching import flush_unless_batched, stage
 from ..errors import ValidationFailed
@@ -94,14 +94,67 @@ def name_terms(name: str) -> set[str]:
     return {w.lower()[:100] for w in _WORD_RE.findall(name or "")}
 
 
+_RENAMED = "customers_renamed"  # session.info: {id(customer): (customer, new since set_name)}
+
+
 def set_name(customer: Customer, name: str) -> None:
-    """Set a customer's name and keep its search terms in step."""
+    """Set a customer's name; its search terms are made to match when the session next flushes."""
     customer.name = (name or "").strip() or "Unknown caller"
-    wanted = name_terms(customer.name)
-    customer.name_terms[:] = [t for t in customer.name_terms if t.term in wanted]
-    have = {t.term for t in customer.name_terms}
-    for term in sorted(wanted - have):
-        customer.name_terms.append(CustomerNameTerm(term=term))
+    state = inspect(customer)
+    # Not yet flushed: it can have no terms stored, so none need looking up.
+    db.session.info.setdefault(_RENAMED, {})[id(customer)] = (customer, state.transient or state.pending)
+
+
+def _write_name_terms(session, _flush_context) -> None:
+    """After a flush, make the search terms of each renamed customer match its name.
+
+    A derived table, kept by the session rather than as an object per word: a batch of new
+    customers costs one INSERT, and a customer new since its naming needs no look-up.
+    """
+    renamed = session.info.pop(_RENAMED, None)
+    if not renamed:
+        return
+    written, later = {}, {}
+    for key, (customer, new) in renamed.items():
+        state = inspect(customer)
+        if state.pending or state.persistent:  # in this flush (still "pending" until it ends) or before
+            written[customer.id] = (customer, new)
+        else:
+            later[key] = (customer, new)  # not in the session yet: its flush is still to come
+    if later:
+        session.info[_RENAMED] = later
+    if not written:
+        return
+    table = CustomerNameTerm.__table__
+    connection = session.connection()
+    held = {customer_id: set() for customer_id in written}
+    looked_up = sorted(customer_id for customer_id, (_, new) in written.items() if not new)
+    for start in range(0, len(looked_up), 500):
+        for customer_id, term in connection.execute(select(table.c.customer_id, table.c.term).where(
+                table.c.customer_id.in_(looked_up[start:start + 500]))):
+            held[customer_id].add(term)
+    rows = []
+    for customer_id, (customer, _) in written.items():
+        wanted = name_terms(customer.name)
+        if held[customer_id] - wanted:
+            connection.execute(delete(table).where(and_(table.c.customer_id == customer_id,
+                                                        table.c.term.in_(held[customer_id] - wanted))))
+        rows += [{"customer_id": customer_id, "term": term} for term in sorted(wanted - held[customer_id])]
+    if rows:
+        connection.execute(insert(table), rows)
+
+
+def _forget_renamed(session, *_args) -> None:
+    if not session.in_nested_transaction():  # a SAVEPOINT ended: the transaction goes on
+        session.info.pop(_RENAMED, None)
+
+
+def install(session_factory) -> None:
+    """Hook the session (once): name search terms follow renames at flush; a commit or rollback ends the list."""
+    for name, listener in (("after_flush", _write_name_terms), ("after_commit", _forget_renamed),
+                           ("after_rollback", _forget_renamed)):
+        if not event.contains(session_factory, name, listener):
+            event.listen(session_factory, name, listener)
 
 
 def find_by_identity(kind: str, value: str) -> Optional[Customer]:

@@ -34,7 +34,6 @@ class Customer(db.Model):
         "CustomerIdentity", back_populates="customer", order_by="CustomerIdentity.id"
     )
     addresses = relationship("Address", back_populates="customer", order_by="Address.id")
-    name_terms = relationship("CustomerNameTerm", cascade="all, delete-orphan")
 
     __table_args__ = (
         # Only merged records are indexed: "who was merged into X" stays a look-up, and SQLite
