@@ -42,7 +42,7 @@ class RedisQueue(RedisHuey):
 
 @contextmanager
 def queued_together():
-    """Jobs queued inside the block reach Redis together when it ends (a batch's 900 acknowledgements: one round trip).
+    """Jobs queued inside the block reach Redis together when it ends (an import batch's acknowledgements: one round trip).
 
     Elsewhere (the SQLite queue, jobs run immediately in tests) each job is queued as it comes.
     Raises at the end of the block if Redis refused them.
