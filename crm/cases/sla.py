@@ -7,7 +7,6 @@ CASE_FIRST_RESPONSE_HOURS (working hours to the first public update) and
 CASE_SLA_AT_RISK_HOURS (working hours left when a case counts as at risk).
 """
 from datetime import date, datetime, time, timedelta, timezone
-from typing import Optional
 from zoneinfo import ZoneInfo
 
 from flask import current_app
@@ -29,11 +28,6 @@ def setting(name: str):
     return current_app.config.get(name, DEFAULTS[name])
 
 
-def is_bank_holiday(day: date, subdivision: Optional[str] = None) -> bool:
-    """Say whether the day is a bank holiday in the configured part of the UK."""
-    return bank_holidays.is_bank_holiday(day, subdivision or setting("CASE_HOLIDAY_SUBDIVISION"))
-
-
 class WorkingCalendar:
     """Office hours in a time zone, bank holidays of one part of the UK closed; adds working hours to an instant."""
 
@@ -51,9 +45,13 @@ class WorkingCalendar:
         return cls(setting("CASE_TIMEZONE"), int(setting("CASE_WORKDAY_START")),
                    int(setting("CASE_WORKDAY_END")), setting("CASE_HOLIDAY_SUBDIVISION"))
 
+    def is_bank_holiday(self, day: date) -> bool:
+        """Say whether the day is a bank holiday in the calendar's part of the UK."""
+        return bank_holidays.is_bank_holiday(day, self.subdivision)
+
     def is_working_day(self, day: date) -> bool:
         """Say whether the office is open on this day (a weekday that is not a bank holiday)."""
-        return day.weekday() < 5 and not bank_holidays.is_bank_holiday(day, self.subdivision)
+        return day.weekday() < 5 and not self.is_bank_holiday(day)
 
     def _day_bounds(self, day: date) -> tuple[datetime, datetime]:
         # Built from local wall time, so a clock-change day keeps its office hours.

@@ -94,33 +94,34 @@ def name_terms(name: str) -> set[str]:
     return {w.lower()[:100] for w in _WORD_RE.findall(name or "")}
 
 
-_RENAMED = "customers_renamed"  # session.info: {id(customer): (customer, new since set_name)}
+_RENAMED = "customers_renamed"  # session.info: {id(customer): customer} named since the last flush
 
 
 def set_name(customer: Customer, name: str) -> None:
     """Set a customer's name; its search terms are made to match when the session next flushes."""
     customer.name = (name or "").strip() or "Unknown caller"
-    state = inspect(customer)
-    # Not yet flushed: it can have no terms stored, so none need looking up.
-    db.session.info.setdefault(_RENAMED, {})[id(customer)] = (customer, state.transient or state.pending)
+    db.session.info.setdefault(_RENAMED, {})[id(customer)] = customer
 
 
 def _write_name_terms(session, _flush_context) -> None:
     """After a flush, make the search terms of each renamed customer match its name.
 
     A derived table, kept by the session rather than as an object per word: a batch of new
-    customers costs one INSERT, and a customer new since its naming needs no look-up.
+    customers costs one INSERT, and a customer inserted by this flush needs no look-up.
     """
     renamed = session.info.pop(_RENAMED, None)
     if not renamed:
         return
-    written, later = {}, {}
-    for key, (customer, new) in renamed.items():
+    written, looked_up, later = {}, [], {}
+    for key, customer in renamed.items():
         state = inspect(customer)
-        if state.pending or state.persistent:  # in this flush (still "pending" until it ends) or before
-            written[customer.id] = (customer, new)
+        if state.pending:  # inserted by this flush (pending until it ends): no terms stored yet
+            written[customer.id] = customer
+        elif state.persistent:
+            written[customer.id] = customer
+            looked_up.append(customer.id)
         else:
-            later[key] = (customer, new)  # not in the session yet: its flush is still to come
+            later[key] = customer  # not in the session yet: its flush is still to come
     if later:
         session.info[_RENAMED] = later
     if not written:
@@ -128,13 +129,13 @@ def _write_name_terms(session, _flush_context) -> None:
     table = CustomerNameTerm.__table__
     connection = session.connection()
     held = {customer_id: set() for customer_id in written}
-    looked_up = sorted(customer_id for customer_id, (_, new) in written.items() if not new)
+    looked_up.sort()
     for start in range(0, len(looked_up), 500):
         for customer_id, term in connection.execute(select(table.c.customer_id, table.c.term).where(
                 table.c.customer_id.in_(looked_up[start:start + 500]))):
             held[customer_id].add(term)
     rows = []
-    for customer_id, (customer, _) in written.items():
+    for customer_id, customer in written.items():
         wanted = name_terms(customer.name)
         if held[customer_id] - wanted:
             connection.execute(delete(table).where(and_(table.c.customer_id == customer_id,
