@@ -6,11 +6,11 @@ _counter = itertools.count(1)
 
 def raw_email(*, sender="Jane Resident <jane@example.org>", to="contact@council.example", subject="Pothole",
               body="There is a pothole on Main Street.", message_id=None, in_reply_to=None,
-              references=None, headers=None) -> bytes:
+              references=None, headers=None, date="Tue, 24 Nov 2026 10:00:00 +0000") -> bytes:
     """Return a simple plain-text message as bytes (CRLF line ends, as on the wire)."""
     message_id = message_id or f"test-{next(_counter)}@example.org"
     lines = [f"From: {sender}", f"To: {to}", f"Subject: {subject}", f"Message-ID: <{message_id}>",
-             "Date: Tue, 24 Nov 2026 10:00:00 +0000", "MIME-Version: 1.0",
+             f"Date: {date}", "MIME-Version: 1.0",
              "Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"]
     if in_reply_to:
         lines.append(f"In-Reply-To: <{in_reply_to}>")

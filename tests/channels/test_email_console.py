@@ -1,10 +1,13 @@
 """Console pages of the email channel: inbox views, conversation, reply, note, assign, resolve, quarantine."""
 
+from datetime import timedelta
+from email.utils import format_datetime
+
 from sqlalchemy import func, select
 
 from crm.channels import email as channel
 from crm.extensions import db
-from crm.models import CannedReply, Contact, Conversation, Customer, InboundEmail
+from crm.models import CannedReply, Contact, Conversation, Customer, InboundEmail, utcnow
 from tests import factories
 from tests.channels.mailbuilder import raw_email
 from tests.conftest import csrf_from
@@ -128,3 +131,14 @@ def test_demo_email_data_fills_the_inbox_without_sending_anything(agent_client, 
     assert smtp_sink.messages == []
     assert db.session.scalar(select(func.count(Customer.id))) == 4  # the emails joined existing residents
     assert db.session.scalar(select(CannedReply).where(CannedReply.title == "Email: missed bin")) is not None
+
+
+def test_mail_that_arrives_long_after_it_was_written_shows_when_it_was_written(agent_client, services):
+    late = new_enquiry(subject="Imported from the old mailbox")  # dated 24 Nov 2026 10:00 UTC
+    fresh = format_datetime(utcnow() - timedelta(minutes=2))
+    on_time = new_enquiry(subject="Written just now", date=fresh)
+
+    late_page = agent_client.get(f"/email/conversations/{late.conversation_id}").get_data(as_text=True)
+    assert "(written <time datetime=\"2026-11-24T10:00:00" in late_page and "24 Nov 2026 10:00" in late_page
+    on_time_page = agent_client.get(f"/email/conversations/{on_time.conversation_id}").get_data(as_text=True)
+    assert "(written" not in on_time_page

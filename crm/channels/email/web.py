@@ -1,4 +1,5 @@
 """Console pages of the email channel: inbox per queue, conversation, quarantine review."""
+from datetime import timedelta
 from email import policy
 from email.parser import BytesHeaderParser
 
@@ -35,6 +36,9 @@ VIEWS = {"unassigned": "Unassigned", "mine": "Mine", "waiting": "Waiting on cust
 INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "application/pdf", "text/plain"}
 MAX_REPLY_FILES = 5
 MAX_REPLY_BYTES = 10 * 1024 * 1024
+# Mail that arrives this long after its Date (an imported mailbox, a relay's retries) shows when it was written too:
+# the thread is in the order mail was written, and arrival times alone would not say why.
+WRITTEN_APART = timedelta(minutes=15)
 
 
 def _inbox_query(view: str, queue_id, visible):
@@ -104,11 +108,13 @@ def _render_conversation(conversation, reply_form=None, note_form=None, resolve_
     values = placeholder_values(conversation, current_user)
     canned = [(c.title, fill_placeholders(c.body, values)) for c in canned_replies(conversation.channel)]
     since = waiting_since([conversation.id]).get(conversation.id)
+    written = {m.id: m.sent_at for m in conversation.messages
+               if m.direction == "inbound" and m.sent_at is not None and m.created_at - m.sent_at > WRITTEN_APART}
     return render_template(
         "email/conversation.html", conversation=conversation, customer=conversation.customer,
         reply_form=reply_form or ReplyForm(), note_form=note_form or NoteForm(), assign_form=assign_form,
         resolve_form=_resolve_form(conversation, resolve_form), entries=entries, describe_event=describe_event,
-        inbound=inbound, sends=sends, canned=canned, action_form=ActionForm(), thumbnail_types=THUMBNAIL_TYPES,
+        inbound=inbound, sends=sends, written=written, canned=canned, action_form=ActionForm(), thumbnail_types=THUMBNAIL_TYPES,
         others_replying=others_replying(conversation, current_user), waiting_since=since, reply_due=reply_due(since),
         now=utcnow(), replying_seconds=REPLY_MARKER_SECONDS,
     ), status
