@@ -114,7 +114,8 @@ def _render_conversation(conversation, reply_form=None, note_form=None, resolve_
         "email/conversation.html", conversation=conversation, customer=conversation.customer,
         reply_form=reply_form or ReplyForm(), note_form=note_form or NoteForm(), assign_form=assign_form,
         resolve_form=_resolve_form(conversation, resolve_form), entries=entries, describe_event=describe_event,
-        inbound=inbound, sends=sends, written=written, canned=canned, action_form=ActionForm(), thumbnail_types=THUMBNAIL_TYPES,
+        inbound=inbound, sends=sends, written=written, canned=canned, action_form=ActionForm(),
+        thumbnail_types=THUMBNAIL_TYPES,
         others_replying=others_replying(conversation, current_user), waiting_since=since, reply_due=reply_due(since),
         now=utcnow(), replying_seconds=REPLY_MARKER_SECONDS,
     ), status
