@@ -51,7 +51,8 @@ WATCHED = {
 
 def _changed(obj, columns) -> bool:
     state = inspect(obj)
-    return any(state.attrs[name].history.has_changes() for name in columns)
+    # Only attributes set since load are in committed_state; history (the costly part) says if the value moved.
+    return any(state.attrs[name].history.has_changes() for name in columns & state.committed_state.keys())
 
 
 def _record_presence(session, presence: AgentPresence) -> None:
@@ -68,14 +69,16 @@ def _before_flush(session, flush_context, instances):
             _record_presence(session, obj)
         touched = touched or type(obj) in WATCHED
     for obj in list(session.dirty):
-        columns = WATCHED.get(type(obj))
-        if columns and _changed(obj, columns):
-            touched = True
-            if isinstance(obj, AgentPresence) and _changed(obj, {"status"}):
+        if isinstance(obj, AgentPresence):
+            if _changed(obj, {"status"}):
+                touched = True
                 if not _changed(obj, {"since"}):
                     # A writer that forgot to move `since`: the change happened now.
                     obj.since = utcnow()
                 _record_presence(session, obj)
+        elif not touched:  # one figure-moving change is enough; only presences still need a look each
+            columns = WATCHED.get(type(obj))
+            touched = bool(columns) and _changed(obj, columns)
     touched = touched or any(type(obj) in WATCHED for obj in session.deleted)
     if touched:
         session.info["supervisor_figures_changed"] = True

@@ -90,3 +90,40 @@ def test_presence_changes_are_recorded_in_the_history(app, scripted_day):
         select(AgentStateChange.status).where(AgentStateChange.user_id == ada.id).order_by(AgentStateChange.id)
     ).scalars().all()
     assert states == ["available", "away"]
+
+
+def test_only_a_change_to_what_the_figures_read_asks_for_a_push(app, scripted_day):
+    from crm.extensions import db
+    from crm.supervisor.push import figures_changed
+
+    asked = []
+    receiver = lambda *_a, **_kw: asked.append(True)  # noqa: E731
+    figures_changed.connect(receiver)
+    try:
+        chat = scripted_day.conversations["c3"]
+        chat.last_seq += 1  # a chat message moves no figure
+        db.session.commit()
+        chat.status = chat.status  # set, but to the value it had
+        db.session.commit()
+        assert asked == []
+        chat.status = "ended"
+        db.session.commit()
+        assert asked == [True]
+    finally:
+        figures_changed.disconnect(receiver)
+
+
+def test_presences_changed_in_the_flush_of_a_figure_moving_change_each_get_their_history(app, scripted_day):
+    from sqlalchemy import select
+
+    from crm.extensions import db
+    from crm.models import AgentPresence, AgentStateChange
+
+    ada, bob = scripted_day.users["ada"], scripted_day.users["bob"]
+    scripted_day.conversations["c1"].status = "assigned"  # seen before or after the presences: both must count
+    db.session.get(AgentPresence, ada.id).status = "away"
+    db.session.get(AgentPresence, bob.id).status = "available"
+    db.session.commit()
+    latest = {user_id: status for user_id, status in db.session.execute(
+        select(AgentStateChange.user_id, AgentStateChange.status).order_by(AgentStateChange.id))}
+    assert latest[ada.id] == "away" and latest[bob.id] == "available"
