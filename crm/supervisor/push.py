@@ -52,7 +52,8 @@ WATCHED = {
 def _changed(obj, columns) -> bool:
     state = inspect(obj)
     # Only attributes set since load are in committed_state; history (the costly part) says if the value moved.
-    return any(state.attrs[name].history.has_changes() for name in columns & state.committed_state.keys())
+    moved = columns.intersection(state.committed_state)
+    return bool(moved) and any(state.attrs[name].history.has_changes() for name in moved)
 
 
 def _record_presence(session, presence: AgentPresence) -> None:
