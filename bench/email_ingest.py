@@ -26,6 +26,12 @@ right (every message of a manifest thread in one conversation, in written order)
     .venv/bin/python bench/email_ingest.py --peer            # 2,000 messages
     .venv/bin/python bench/email_ingest.py --peer --peer-messages 2000,10000
 
+`--orders` then threads the same 2,000 mails in other orders, each on a fresh database of each
+backend: delivery stamps shuffled with three seeds (the first at batch sizes 1, 37 and 300) and
+an mbox in random file order; every row should say 891 / 891 threads right.
+
+    .venv/bin/python bench/email_ingest.py --orders --backends sqlite,postgresql
+
 The PostgreSQL runs use schema `email_bench` of the given database (dropped and rebuilt), so
 they do not touch the test schema. Prints a table on stdout; progress goes to stderr.
 """
@@ -144,14 +150,14 @@ def flush_jobs() -> None:
         client.delete(key)
 
 
-def run_cli(url: str, mbox: Path) -> dict:
-    """Run crm ingest-email as a child; return its wall time, peak RSS and final counts."""
+def run_cli(url: str, mbox: Path, batch: int = 0) -> dict:
+    """Run crm ingest-email as a child (with --batch when given); return its wall time, peak RSS and final counts."""
     env = dict(os.environ, CRM_NO_MONKEY_PATCH="1", DATABASE_URL=url, REDIS_URL=REDIS)
     # As deployed, byte-code is cached (the shared work tree's Makefile turns that off): in a folder outside it.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["PYTHONPYCACHEPREFIX"] = str(Path(tempfile.gettempdir()) / "crm-bench-pycache")
     command = [sys.executable, "-m", "flask", "--app", "wsgi", "crm", "ingest-email", "--progress-every", "2000",
-               str(mbox)]
+               str(mbox)] + (["--batch", str(batch)] if batch else [])
     started = time.perf_counter()
     child = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=None)
     out = child.stdout.read()
@@ -283,9 +289,52 @@ def peer_race(counts: list) -> None:
               f"{(peer[2] - peer[3]) / (ours[2] - ours[3]):.1f}x; CPU seconds {peer[4] / ours[4]:.1f}x")
 
 
+def shuffled_mbox(source: Path, target: Path, seed: int = 7) -> None:
+    """Write a Maildir's messages as one mbox in random file order."""
+    names = sorted(os.listdir(source / "new"))
+    random.Random(seed).shuffle(names)
+    with open(target, "wb") as handle:
+        for name in names:
+            raw = (source / "new" / name).read_bytes().replace(b"\nFrom ", b"\n>From ")
+            handle.write(b"From bench@example.org Tue Nov 24 10:00:00 2026\n" + raw + b"\n")
+
+
+def order_variants(backends: list, database_url: str) -> None:
+    """Thread the peer's 2,000 mails in other orders: shuffled stamps (three seeds, three batch sizes), an mbox."""
+    import json
+
+    root = Path(os.environ.get("PEER_ROOT") or Path(tempfile.gettempdir()) / "peer-helpdesk")
+    if not (root / "mail" / "manifest.json").exists():
+        raise SystemExit(f"no peer corpus in {root}: run --peer first (PEER_ROOT says where)")
+    manifest = json.loads((root / "mail" / "manifest.json").read_text())
+    work = Path(tempfile.mkdtemp(prefix="email-orders-"))
+    variants = []
+    for seed in (1, 2, 3):
+        shuffled_maildir(root / "mail" / "Maildir", work / f"shuffled-{seed}", seed)
+        for batch in ((1, 37, 300) if seed == 1 else (300,)):
+            variants.append((f"Maildir, stamps shuffled (seed {seed})", work / f"shuffled-{seed}", batch))
+    shuffled_mbox(root / "mail" / "Maildir", work / "shuffled.mbox")
+    variants.append(("mbox in random order", work / "shuffled.mbox", 300))
+    print("| backend | order | batch | new / threaded / automatic | threads right |")
+    print("|---|---|---:|---|---|")
+    for backend in backends:
+        for label, box, batch in variants:
+            log(f"{backend}: {label}, batch {batch}")
+            url = prepare_database(f"sqlite:///{work / 'crm.sqlite3'}" if backend == "sqlite" else database_url)
+            run = run_cli(url, box, batch)
+            good, total = correct_threads(url, manifest)
+            counts_text = " / ".join(str(run["counts"][k]) for k in ("ingested", "threaded", "auto_reply"))
+            print(f"| {backend} | {label} | {batch} | {counts_text} | {good} / {total} |", flush=True)
+            if backend == "sqlite":
+                (work / "crm.sqlite3").unlink()
+            flush_jobs()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peer", action="store_true", help="race django-helpdesk on its corpus instead")
+    parser.add_argument("--orders", action="store_true",
+                        help="thread the peer's corpus (built by --peer) in other orders and batch sizes instead")
     parser.add_argument("--peer-messages", default="2000")
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--backends", default="sqlite,postgresql")
@@ -293,6 +342,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.peer:
         peer_race([int(n) for n in args.peer_messages.split(",")])
+        return
+    if args.orders:
+        order_variants(args.backends.split(","), args.database_url)
         return
     work = Path(tempfile.mkdtemp(prefix="email-bench-"))
     rows = []
