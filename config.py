@@ -15,6 +15,33 @@ def _bool(name, default=False):
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _typed(name: str, raw: str, default):
+    """Read an environment value as the type of its default; say which variable is wrong if it is not one."""
+    kind = type(default)
+    try:
+        if kind is bool:
+            if raw.strip().lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+                raise ValueError
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return kind(raw.strip()) if kind in (int, float) else raw
+    except ValueError:
+        words = {bool: "yes or no", int: "a whole number", float: "a number"}
+        raise ValueError(f"{name}={raw!r}: expected {words[kind]}") from None
+
+
+def fill_from_environment(settings, defaults: dict) -> None:
+    """Give each setting the app's config lacks the environment variable of the same name, else its default.
+
+    An area keeps its own defaults (cases, webchat, portal, Open311) and calls this from its init, so every
+    setting the README names can be set in the environment, as config.py's own are.
+    """
+    for name, default in defaults.items():
+        if name in settings:
+            continue  # given to create_app (tests, a config class) or by config.py
+        raw = os.environ.get(name)
+        settings[name] = default if raw is None or raw.strip() == "" else _typed(name, raw, default)
+
+
 DEV_SECRET_KEY = "dev-only-change-me"  # known to everyone: create_app refuses it outside debug and tests
 
 
@@ -127,6 +154,7 @@ class Config:
     OPENAPI_JSON_PATH = "openapi.json"
 
     DEMO_PASSWORD = os.environ.get("CRM_DEMO_PASSWORD") or "demo-password-123"
+    LOG_LEVEL = (os.environ.get("LOG_LEVEL") or "INFO").upper()  # of the crm.* loggers
 
 
 class TestConfig(Config):

@@ -4,6 +4,8 @@ from functools import lru_cache
 
 import holidays
 
+PARTS_OF_THE_UK = ("ENG", "NIR", "SCT", "WLS")  # the `holidays` package's subdivisions of GB
+
 
 @lru_cache(maxsize=32)
 def holidays_in(subdivision: str, year: int) -> frozenset:

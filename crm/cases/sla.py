@@ -1,15 +1,17 @@
-"""SLA targets in working hours: Monday to Friday office hours, England's bank holidays excluded.
+"""SLA targets in working hours: Monday to Friday office hours, the bank holidays of the council's part of the UK excluded.
 
-Bank holidays come from the `holidays` package (GB, subdivision England), never a typed list.
-The office day and the targets are settings, so a council with other hours changes config only:
-CASE_WORKDAY_START / CASE_WORKDAY_END (hour, local time), CASE_TIMEZONE,
-CASE_FIRST_RESPONSE_HOURS (working hours to the first public update) and
-CASE_SLA_AT_RISK_HOURS (working hours left when a case counts as at risk).
+Bank holidays come from the `holidays` package (GB, CASE_HOLIDAY_SUBDIVISION: ENG, SCT, WLS or NIR), never a
+typed list. The office day and the targets are settings, read from the environment when the app's config
+lacks them, so a council with other hours changes its environment only: CASE_WORKDAY_START /
+CASE_WORKDAY_END (hour, local time), CASE_TIMEZONE, CASE_FIRST_RESPONSE_HOURS (working hours to the first
+public update) and CASE_SLA_AT_RISK_HOURS (working hours left when a case counts as at risk).
 """
 from datetime import date, datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 from flask import current_app
+
+from config import fill_from_environment
 
 from .. import bank_holidays
 
@@ -17,8 +19,8 @@ DEFAULTS = {
     "CASE_TIMEZONE": "Europe/London",
     "CASE_WORKDAY_START": 9,
     "CASE_WORKDAY_END": 17,
-    "CASE_FIRST_RESPONSE_HOURS": 8,
-    "CASE_SLA_AT_RISK_HOURS": 8,
+    "CASE_FIRST_RESPONSE_HOURS": 8.0,
+    "CASE_SLA_AT_RISK_HOURS": 8.0,
     "CASE_HOLIDAY_SUBDIVISION": "ENG",
 }
 
@@ -26,6 +28,24 @@ DEFAULTS = {
 def setting(name: str):
     """Read an SLA setting from the app config, falling back to the defaults above."""
     return current_app.config.get(name, DEFAULTS[name])
+
+
+def init_app(app) -> None:
+    """Take the SLA settings the app config lacks from the environment, and refuse a calendar that cannot work."""
+    fill_from_environment(app.config, DEFAULTS)
+    config = app.config
+    if config["CASE_HOLIDAY_SUBDIVISION"] not in bank_holidays.PARTS_OF_THE_UK:
+        raise ValueError(f"CASE_HOLIDAY_SUBDIVISION={config['CASE_HOLIDAY_SUBDIVISION']!r}: expected one of "
+                         + ", ".join(bank_holidays.PARTS_OF_THE_UK))
+    try:
+        ZoneInfo(config["CASE_TIMEZONE"])
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        raise ValueError(f"CASE_TIMEZONE={config['CASE_TIMEZONE']!r}: expected a time zone such as Europe/London") from None
+    if not 0 <= int(config["CASE_WORKDAY_START"]) < int(config["CASE_WORKDAY_END"]) <= 24:
+        raise ValueError(f"CASE_WORKDAY_START={config['CASE_WORKDAY_START']} and CASE_WORKDAY_END="
+                         f"{config['CASE_WORKDAY_END']}: the working day must start before it ends, within 0-24")
+    if float(config["CASE_FIRST_RESPONSE_HOURS"]) <= 0 or float(config["CASE_SLA_AT_RISK_HOURS"]) < 0:
+        raise ValueError("CASE_FIRST_RESPONSE_HOURS must be above 0 and CASE_SLA_AT_RISK_HOURS at least 0")
 
 
 class WorkingCalendar:

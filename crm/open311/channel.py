@@ -9,8 +9,11 @@ class Open311Channel(Channel):
 
     def register(self, app, api) -> None:
         """Register the GeoReport v2 endpoints."""
+        from config import fill_from_environment
+
         from . import views  # noqa: PLC0415  (routes attach on import)
 
+        fill_from_environment(app.config, views.DEFAULTS)
         app.register_blueprint(views.bp)
 
 

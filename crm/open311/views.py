@@ -17,6 +17,14 @@ from . import service as o311
 from .service import Open311Error
 
 log = logging.getLogger(__name__)
+# Settings, overridable by app config or the environment; empty means the fallback beside each use.
+DEFAULTS = {
+    "OPEN311_JURISDICTION": "",  # jurisdiction_id apps may send (else CRM_MAIL_DOMAIN)
+    "OPEN311_CONTACT": "",  # discovery's contact (else the contact centre at CRM_MAIL_FROM)
+    "OPEN311_KEY_SERVICE": "",  # discovery's word on getting an API key
+    "OPEN311_POST_LIMIT": "120/minute",  # requests posted per client address
+}
+
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 csrf.exempt(bp)
 FORMATS = ("xml", "json")
@@ -220,7 +228,7 @@ def _attributes_from_form() -> dict:
 
 
 @bp.post("/<name>")
-@limiter.limit(lambda: current_app.config.get("OPEN311_POST_LIMIT", "120/minute"))
+@limiter.limit(lambda: current_app.config.get("OPEN311_POST_LIMIT", DEFAULTS["OPEN311_POST_LIMIT"]))
 def post_request(name):
     """POST requests.{fmt}: raise a case; the answer carries its service_request_id and a token."""
     stem, fmt = split_format(name)

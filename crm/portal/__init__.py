@@ -61,7 +61,9 @@ def register(app, api):
         app.jinja_loader,
         PrefixLoader({"govuk_frontend_jinja": PackageLoader("govuk_frontend_jinja")}),
     ])
-    from . import account_views, admin, assisted, drafts, forms_views, track  # noqa: F401  (routes, jobs)
+    from . import account_views, admin, assisted, drafts, forms_views, settings, track  # noqa: F401  (routes, jobs)
+
+    settings.init_app(app)
     from .accounts import current_resident
 
     app.jinja_env.globals["current_resident"] = current_resident

@@ -14,6 +14,7 @@ from .accounts import (
     sign_in, sign_out, sign_up, update_preferences,
 )
 from .mail import send_sign_in_link
+from .settings import DEFAULTS
 from .track import progress_context
 
 CHANNEL_LABELS = {"phone": "Phone calls", "email": "Emails", "webchat": "Web chats", "web_form": "Online forms",
@@ -22,12 +23,12 @@ CHANNEL_LABELS = {"phone": "Phone calls", "email": "Emails", "webchat": "Web cha
 
 def sign_in_limit() -> str:
     """Sign-in attempts allowed per address (config PORTAL_SIGN_IN_LIMIT)."""
-    return current_app.config.get("PORTAL_SIGN_IN_LIMIT", "10 per minute;50 per hour")
+    return current_app.config.get("PORTAL_SIGN_IN_LIMIT", DEFAULTS["PORTAL_SIGN_IN_LIMIT"])
 
 
 def link_limit() -> str:
     """Sign-in link and sign-up emails allowed per address (config PORTAL_LINK_LIMIT)."""
-    return current_app.config.get("PORTAL_LINK_LIMIT", "5 per minute;20 per hour")
+    return current_app.config.get("PORTAL_LINK_LIMIT", DEFAULTS["PORTAL_LINK_LIMIT"])
 
 
 def resident_required(view):

@@ -14,6 +14,7 @@ from ..extensions import db, limiter
 from ..models import Case, CustomerIdentity
 from . import bp
 from .accounts import account_customer, current_resident, public_events
+from .settings import DEFAULTS
 
 TRACKED_KEY = "tracked_cases"
 TRACK_FOR_SECONDS = 60 * 60
@@ -39,12 +40,12 @@ EVENT_LABELS = {
 
 def track_ip_limit() -> str:
     """Lookups allowed per address (config PORTAL_TRACK_LIMIT)."""
-    return current_app.config.get("PORTAL_TRACK_LIMIT", "10 per minute;60 per hour")
+    return current_app.config.get("PORTAL_TRACK_LIMIT", DEFAULTS["PORTAL_TRACK_LIMIT"])
 
 
 def track_reference_limit() -> str:
     """Failed lookups allowed per reference, from anywhere (config PORTAL_TRACK_REFERENCE_LIMIT)."""
-    return current_app.config.get("PORTAL_TRACK_REFERENCE_LIMIT", "5 per hour")
+    return current_app.config.get("PORTAL_TRACK_REFERENCE_LIMIT", DEFAULTS["PORTAL_TRACK_REFERENCE_LIMIT"])
 
 
 SHORT_REFERENCE = re.compile(r"^(CAS)[\s\-_./#:]*0*(\d{1,9})$")

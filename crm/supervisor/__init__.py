@@ -10,6 +10,10 @@ def register(app, api):
     from ..auth.roles import SUPERVISORS
     from ..navigation import add_nav_item
 
+    from config import fill_from_environment
+
+    # Seconds between pushes while someone watches, so waits and SLA clocks move without events.
+    fill_from_environment(app.config, {"SUPERVISOR_REFRESH_SECONDS": 30.0})
     app.register_blueprint(bp)
     push.init_app(app)
     rollup.install_session_hooks()

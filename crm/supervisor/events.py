@@ -49,7 +49,7 @@ def _disconnect_soon(sid: str) -> None:
 
 def _tick(app) -> None:
     """Push on a timer while anyone in this process watches, so clocks move without events."""
-    interval = float(app.config.get("SUPERVISOR_REFRESH_SECONDS", 30))
+    interval = float(app.config["SUPERVISOR_REFRESH_SECONDS"])
     try:
         while _watchers:
             socketio.sleep(interval)

@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from .. import bank_holidays
+from ..cases import sla
 from ..extensions import db
 from ..models import OpeningHours, utcnow
 from .rules import cfg
@@ -17,8 +18,8 @@ def local_now(now: Optional[datetime] = None) -> datetime:
 
 
 def is_bank_holiday(day) -> bool:
-    """Say whether a date is a bank holiday where the council is."""
-    return bank_holidays.is_bank_holiday(day, cfg("WEBCHAT_HOLIDAY_SUBDIV"))
+    """Say whether a date is a bank holiday where the council is (the cases' part of the UK unless webchat has its own)."""
+    return bank_holidays.is_bank_holiday(day, cfg("WEBCHAT_HOLIDAY_SUBDIV") or sla.setting("CASE_HOLIDAY_SUBDIVISION"))
 
 
 def is_open(now: Optional[datetime] = None) -> bool:

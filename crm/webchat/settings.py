@@ -1,5 +1,5 @@
 """Webchat settings: defaults, overridable by app config or the environment (WEBCHAT_*)."""
-import os
+from config import fill_from_environment
 
 DEFAULTS = {
     "WEBCHAT_MAX_MESSAGE_CHARS": 2000,
@@ -28,7 +28,7 @@ DEFAULTS = {
     # Origins (scheme://host[:port]) whose pages may embed the widget, space separated.
     "WEBCHAT_ALLOWED_ORIGINS": "",
     "WEBCHAT_TIMEZONE": "Europe/London",
-    "WEBCHAT_HOLIDAY_SUBDIV": "ENG",
+    "WEBCHAT_HOLIDAY_SUBDIV": "",  # empty: the bank holidays of CASE_HOLIDAY_SUBDIVISION
     # Category for a message left out of hours when the chosen topic names none.
     "WEBCHAT_OFFLINE_CATEGORY": "general_enquiry",
 }
@@ -36,11 +36,7 @@ DEFAULTS = {
 
 def init_app(app):
     """Fill in webchat settings the app config lacks, from WEBCHAT_* variables or defaults."""
-    for name, default in DEFAULTS.items():
-        if name in app.config:
-            continue
-        raw = os.environ.get(name)
-        app.config[name] = default if raw is None else type(default)(raw)
+    fill_from_environment(app.config, DEFAULTS)
 
 
 def allowed_origins(app) -> list[str]:
