@@ -15,6 +15,10 @@ def _bool(name, default=False):
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+class SettingError(ValueError):
+    """A setting that cannot work; the message names the variable. Entry points print it instead of a traceback."""
+
+
 def _typed(name: str, raw: str, default):
     """Read an environment value as the type of its default; say which variable is wrong if it is not one."""
     kind = type(default)
@@ -26,7 +30,7 @@ def _typed(name: str, raw: str, default):
         return kind(raw.strip()) if kind in (int, float) else raw
     except ValueError:
         words = {bool: "yes or no", int: "a whole number", float: "a number"}
-        raise ValueError(f"{name}={raw!r}: expected {words[kind]}") from None
+        raise SettingError(f"{name}={raw!r}: expected {words[kind]}") from None
 
 
 def fill_from_environment(settings, defaults: dict) -> None:

@@ -1,5 +1,6 @@
 """WSGI entry point: eventlet is patched before anything else is imported."""
 import os
+import sys
 import warnings
 
 # eventlet warns on import that it is in maintenance mode; DESIGN.md records why we keep it.
@@ -50,6 +51,7 @@ import gc  # noqa: E402
 # the collector's automatic passes over them, every command starts about a tenth sooner (bench/README.md).
 gc.disable()
 
+from config import SettingError  # noqa: E402
 from crm import create_app  # noqa: E402
 from crm.extensions import socketio  # noqa: E402
 
@@ -77,6 +79,8 @@ def _server_config():
 
 try:
     app = create_app(_server_config())
+except SettingError as error:
+    sys.exit(f"crm: {error}")  # a misconfigured start names the variable, without a traceback
 finally:
     gc.enable()
 

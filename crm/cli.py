@@ -156,8 +156,16 @@ def main():
     """Run `crm COMMAND ...` (the console script) exactly as `flask crm COMMAND ...`; `crm db ...` migrates."""
     from flask.cli import FlaskGroup
 
+    from config import SettingError
+
     from . import create_app
 
+    def app_or_exit():
+        try:
+            return create_app()
+        except SettingError as error:
+            sys.exit(f"crm: {error}")  # names the variable, without a traceback
+
     args = sys.argv[1:]
-    group = FlaskGroup(create_app=create_app, set_debug_flag=False)
+    group = FlaskGroup(create_app=app_or_exit, set_debug_flag=False)
     group.main(args=args if args[:1] == ["db"] else ["crm", *args], prog_name="crm")

@@ -2,8 +2,12 @@
 
 The public development key never runs a production app; an installation makes its own once.
 """
+import os
 import stat
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,7 @@ from crm import create_app
 from crm.cases.sla import WorkingCalendar
 from crm.webchat import hours
 
+ROOT = Path(__file__).resolve().parent.parent
 TEST_APP = {"SECRET_KEY": "test", "TESTING": True, "SQLALCHEMY_DATABASE_URI": "sqlite://"}
 ST_ANDREWS_DAY = date(2026, 11, 30)  # a Monday: a bank holiday in Scotland only
 
@@ -103,3 +108,14 @@ def test_one_part_of_the_uk_sets_the_bank_holidays_of_case_slas_and_webchat_hour
     with app.app_context():
         assert WorkingCalendar.from_config().is_bank_holiday(ST_ANDREWS_DAY)
         assert not hours.is_bank_holiday(ST_ANDREWS_DAY)
+
+
+@pytest.mark.parametrize("command", [["-m", "flask", "--app", "wsgi", "crm", "sla-sweep"], ["-m", "crm.worker"],
+                                     ["wsgi.py"]])
+def test_a_misconfigured_start_says_which_variable_in_one_line_without_a_traceback(tmp_path, command):
+    environment = dict(os.environ, CASE_HOLIDAY_SUBDIVISION="Yorkshire", CRM_NO_MONKEY_PATCH="1",
+                       DATABASE_URL=f"sqlite:///{tmp_path / 'crm.sqlite3'}", PORT="0")
+    started = subprocess.run([sys.executable, *command], cwd=ROOT, env=environment, capture_output=True, text=True,
+                             timeout=60)
+    assert started.returncode == 1
+    assert started.stderr.strip() == "crm: CASE_HOLIDAY_SUBDIVISION='Yorkshire': expected one of ENG, NIR, SCT, WLS"

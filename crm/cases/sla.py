@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from config import fill_from_environment
+from config import SettingError, fill_from_environment
 
 from .. import bank_holidays
 
@@ -35,17 +35,17 @@ def init_app(app) -> None:
     fill_from_environment(app.config, DEFAULTS)
     config = app.config
     if config["CASE_HOLIDAY_SUBDIVISION"] not in bank_holidays.PARTS_OF_THE_UK:
-        raise ValueError(f"CASE_HOLIDAY_SUBDIVISION={config['CASE_HOLIDAY_SUBDIVISION']!r}: expected one of "
+        raise SettingError(f"CASE_HOLIDAY_SUBDIVISION={config['CASE_HOLIDAY_SUBDIVISION']!r}: expected one of "
                          + ", ".join(bank_holidays.PARTS_OF_THE_UK))
     try:
         ZoneInfo(config["CASE_TIMEZONE"])
     except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-        raise ValueError(f"CASE_TIMEZONE={config['CASE_TIMEZONE']!r}: expected a time zone such as Europe/London") from None
+        raise SettingError(f"CASE_TIMEZONE={config['CASE_TIMEZONE']!r}: expected a time zone such as Europe/London") from None
     if not 0 <= int(config["CASE_WORKDAY_START"]) < int(config["CASE_WORKDAY_END"]) <= 24:
-        raise ValueError(f"CASE_WORKDAY_START={config['CASE_WORKDAY_START']} and CASE_WORKDAY_END="
+        raise SettingError(f"CASE_WORKDAY_START={config['CASE_WORKDAY_START']} and CASE_WORKDAY_END="
                          f"{config['CASE_WORKDAY_END']}: the working day must start before it ends, within 0-24")
     if float(config["CASE_FIRST_RESPONSE_HOURS"]) <= 0 or float(config["CASE_SLA_AT_RISK_HOURS"]) < 0:
-        raise ValueError("CASE_FIRST_RESPONSE_HOURS must be above 0 and CASE_SLA_AT_RISK_HOURS at least 0")
+        raise SettingError("CASE_FIRST_RESPONSE_HOURS must be above 0 and CASE_SLA_AT_RISK_HOURS at least 0")
 
 
 class WorkingCalendar:
