@@ -33,6 +33,30 @@ def _typed(name: str, raw: str, default):
         raise SettingError(f"{name}={raw!r}: expected {words[kind]}") from None
 
 
+_unreadable: list = []  # this module's settings whose environment value could not be read: create_app refuses to start
+
+
+def environment_value(name: str, default):
+    """Return the environment variable read as the type of the default (the default when unset or empty)."""
+    raw = os.environ.get(name)
+    return default if raw is None or raw.strip() == "" else _typed(name, raw, default)
+
+
+def _number(name: str, default):
+    """Read a number setting of this module; a value that is not one is reported when the app is created."""
+    try:
+        return environment_value(name, default)
+    except SettingError as error:
+        _unreadable.append(str(error))
+        return default
+
+
+def refuse_unreadable_settings() -> None:
+    """Raise SettingError naming every variable of this module that could not be read."""
+    if _unreadable:
+        raise SettingError("; ".join(_unreadable))
+
+
 def fill_from_environment(settings, defaults: dict) -> None:
     """Give each setting the app's config lacks the environment variable of the same name, else its default.
 
@@ -40,10 +64,8 @@ def fill_from_environment(settings, defaults: dict) -> None:
     setting the README names can be set in the environment, as config.py's own are.
     """
     for name, default in defaults.items():
-        if name in settings:
-            continue  # given to create_app (tests, a config class) or by config.py
-        raw = os.environ.get(name)
-        settings[name] = default if raw is None or raw.strip() == "" else _typed(name, raw, default)
+        if name not in settings:  # else given to create_app (tests, a config class) or by config.py
+            settings[name] = environment_value(name, default)
 
 
 DEV_SECRET_KEY = "dev-only-change-me"  # known to everyone: create_app refuses it outside debug and tests
@@ -79,7 +101,7 @@ class Config:
 
     # Mail: outbound relay and the domain our Message-IDs and reply addresses use.
     SMTP_HOST = os.environ.get("SMTP_HOST") or "127.0.0.1"
-    SMTP_PORT = int(os.environ.get("SMTP_PORT") or 25)
+    SMTP_PORT = _number("SMTP_PORT", 25)
     SMTP_USERNAME = os.environ.get("SMTP_USERNAME") or None
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD") or None
     SMTP_STARTTLS = _bool("SMTP_STARTTLS")
@@ -88,7 +110,7 @@ class Config:
         f"http://{os.environ.get('HOST') or '127.0.0.1'}:{os.environ.get('PORT') or '5000'}")
     CRM_MAIL_FROM = os.environ.get("CRM_MAIL_FROM") or "contact@council.example"
     CRM_MAIL_DOMAIN = os.environ.get("CRM_MAIL_DOMAIN") or "council.example"
-    SMTP_TIMEOUT = int(os.environ.get("SMTP_TIMEOUT") or 30)
+    SMTP_TIMEOUT = _number("SMTP_TIMEOUT", 30)
 
     # Email channel (issue 3). Recipients the SMTP listener accepts: whole domains and single
     # addresses (comma-separated); services' own addresses are always accepted.
@@ -96,27 +118,27 @@ class Config:
         os.environ.get("EMAIL_ACCEPTED_DOMAINS") or CRM_MAIL_DOMAIN).split(",") if d.strip()]
     EMAIL_ACCEPTED_ADDRESSES = [a.strip().lower() for a in (
         os.environ.get("EMAIL_ACCEPTED_ADDRESSES") or "").split(",") if a.strip()]
-    EMAIL_MAX_BYTES = int(os.environ.get("EMAIL_MAX_BYTES") or 25 * 1024 * 1024)
-    EMAIL_MAX_ATTACHMENT_BYTES = int(os.environ.get("EMAIL_MAX_ATTACHMENT_BYTES") or 10 * 1024 * 1024)
+    EMAIL_MAX_BYTES = _number("EMAIL_MAX_BYTES", 25 * 1024 * 1024)
+    EMAIL_MAX_ATTACHMENT_BYTES = _number("EMAIL_MAX_ATTACHMENT_BYTES", 10 * 1024 * 1024)
     # The council's name, the same on every resident page (header, titles, footer) and in the chat page.
     COUNCIL_NAME = os.environ.get("COUNCIL_NAME") or "Cumbria Council"
     EMAIL_FROM_NAME = os.environ.get("EMAIL_FROM_NAME") or "Council Contact Centre"
     # Working hours within which an email to the council should be answered (the inbox's "reply due").
-    EMAIL_REPLY_TARGET_HOURS = float(os.environ.get("EMAIL_REPLY_TARGET_HOURS") or 16)
+    EMAIL_REPLY_TARGET_HOURS = _number("EMAIL_REPLY_TARGET_HOURS", 16.0)
     EMAIL_REPLY_ADDRESSES = _bool("EMAIL_REPLY_ADDRESSES", True)  # Reply-To: reply+TOKEN@CRM_MAIL_DOMAIN
     EMAIL_ACK_ENABLED = _bool("EMAIL_ACK_ENABLED", True)
-    EMAIL_ACK_PER_SENDER_PER_HOUR = int(os.environ.get("EMAIL_ACK_PER_SENDER_PER_HOUR") or 3)
+    EMAIL_ACK_PER_SENDER_PER_HOUR = _number("EMAIL_ACK_PER_SENDER_PER_HOUR", 3)
     EMAIL_DEFAULT_SERVICE = os.environ.get("EMAIL_DEFAULT_SERVICE") or "general"
-    EMAIL_SEND_ATTEMPTS = int(os.environ.get("EMAIL_SEND_ATTEMPTS") or 5)
+    EMAIL_SEND_ATTEMPTS = _number("EMAIL_SEND_ATTEMPTS", 5)
     CRM_INBOUND_EMAIL_TOKEN = os.environ.get("CRM_INBOUND_EMAIL_TOKEN") or None
 
     # Realtime: keep the async mode a setting so a move to gevent is one line.
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE") or "eventlet"
 
     # Outbox (crm/outbox.py): the worker runs owed work the queue never got after this grace.
-    OUTBOX_RELAY_GRACE_SECONDS = float(os.environ.get("OUTBOX_RELAY_GRACE_SECONDS") or 10)
-    OUTBOX_SWEEP_SECONDS = float(os.environ.get("OUTBOX_SWEEP_SECONDS") or 5)
-    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS") or 8)
+    OUTBOX_RELAY_GRACE_SECONDS = _number("OUTBOX_RELAY_GRACE_SECONDS", 10.0)
+    OUTBOX_SWEEP_SECONDS = _number("OUTBOX_SWEEP_SECONDS", 5.0)
+    OUTBOX_MAX_ATTEMPTS = _number("OUTBOX_MAX_ATTEMPTS", 8)
 
     # Sessions: HttpOnly and SameSite always; Secure when served over HTTPS.
     SESSION_COOKIE_HTTPONLY = True
@@ -126,7 +148,7 @@ class Config:
     REMEMBER_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
     PERMANENT_SESSION_LIFETIME = 60 * 60 * 10  # one shift
 
-    MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH") or 25 * 1024 * 1024)
+    MAX_CONTENT_LENGTH = _number("MAX_CONTENT_LENGTH", 25 * 1024 * 1024)
     WTF_CSRF_TIME_LIMIT = None  # an agent's console stays open all day
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
@@ -148,7 +170,7 @@ class Config:
     RESIDENT_MAIL_PER_RECIPIENT = os.environ.get("RESIDENT_MAIL_PER_RECIPIENT") or "5 per hour;20 per day"
     RESIDENT_MAIL_PER_REQUESTER = os.environ.get("RESIDENT_MAIL_PER_REQUESTER") or "20 per hour;100 per day"
     # How long after a merge of two customer records staff may undo it (crm.customers.merge).
-    CUSTOMER_UNMERGE_DAYS = int(os.environ.get("CUSTOMER_UNMERGE_DAYS") or 30)
+    CUSTOMER_UNMERGE_DAYS = _number("CUSTOMER_UNMERGE_DAYS", 30)
 
     # OpenAPI document (flask-smorest) served at /api/v1/openapi.json.
     API_TITLE = "Council Contact Centre CRM"

@@ -51,7 +51,7 @@ import gc  # noqa: E402
 # the collector's automatic passes over them, every command starts about a tenth sooner (bench/README.md).
 gc.disable()
 
-from config import SettingError  # noqa: E402
+from config import SettingError, environment_value  # noqa: E402
 from crm import create_app  # noqa: E402
 from crm.extensions import socketio  # noqa: E402
 
@@ -71,10 +71,10 @@ def _server_config():
         return None if os.environ.get("SOCKETIO_ASYNC_MODE") else {"SOCKETIO_ASYNC_MODE": "threading"}
     from config import Config
 
-    pool = int(os.environ.get("CRM_DB_POOL_SIZE", "20"))
+    pool = environment_value("CRM_DB_POOL_SIZE", 20)
     return {"SQLALCHEMY_ENGINE_OPTIONS": dict(
         Config.SQLALCHEMY_ENGINE_OPTIONS, pool_size=pool, max_overflow=0, pool_pre_ping=False,
-        pool_timeout=float(os.environ.get("CRM_DB_POOL_TIMEOUT", "30")), pool_recycle=1800)}
+        pool_timeout=environment_value("CRM_DB_POOL_TIMEOUT", 30.0), pool_recycle=1800)}
 
 
 try:
@@ -90,8 +90,11 @@ def serve():
     import socket
 
     host = os.environ.get("HOST", "127.0.0.1")
-    port = int(os.environ.get("PORT", "5000"))
-    listener = eventlet.listen((host, port), backlog=1024)
+    port = environment_value("PORT", 5000)
+    try:
+        listener = eventlet.listen((host, port), backlog=1024)
+    except OSError as error:
+        sys.exit(f"crm: cannot listen on {host}:{port}: {error.strerror}")
     # eventlet leaves Nagle on: a status frame then an ack would wait ~40 ms for a delayed ACK.
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     print(f"Council CRM serving on http://{host}:{port}/", flush=True)
@@ -105,10 +108,13 @@ def serve():
 
     gc.collect()
     gc.freeze()
-    gc.set_threshold(int(os.environ.get("CRM_GC_YOUNG_THRESHOLD", "3000")), 50, 100)
+    gc.set_threshold(environment_value("CRM_GC_YOUNG_THRESHOLD", 3000), 50, 100)
     # debug=False: eventlet would otherwise put a raw traceback in the body of an unhandled 500.
-    eventlet.wsgi.server(listener, app, log_output=False, debug=app.debug, max_size=int(os.environ.get("CRM_MAX_CONNECTIONS", "10000")))
+    eventlet.wsgi.server(listener, app, log_output=False, debug=app.debug, max_size=environment_value("CRM_MAX_CONNECTIONS", 10000))
 
 
 if __name__ == "__main__":
-    serve()
+    try:
+        serve()
+    except SettingError as error:
+        sys.exit(f"crm: {error}")

@@ -67,7 +67,9 @@ def create_app(config=None):
     from .sessions_cookie import KeptSignerSessionInterface
 
     app.session_interface = KeptSignerSessionInterface()  # Flask's cookie sessions, signer kept across socket events
-    from config import DEV_SECRET_KEY
+    from config import DEV_SECRET_KEY, refuse_unreadable_settings
+
+    refuse_unreadable_settings()  # SMTP_PORT=abc stops the start here, naming the variable
 
     if app.config["SECRET_KEY"] in (DEV_SECRET_KEY, None, "") and not (app.debug or app.testing):
         raise RuntimeError("SECRET_KEY is the public development key: set SECRET_KEY or let "

@@ -112,10 +112,15 @@ def test_one_part_of_the_uk_sets_the_bank_holidays_of_case_slas_and_webchat_hour
 
 @pytest.mark.parametrize("command", [["-m", "flask", "--app", "wsgi", "crm", "sla-sweep"], ["-m", "crm.worker"],
                                      ["wsgi.py"]])
-def test_a_misconfigured_start_says_which_variable_in_one_line_without_a_traceback(tmp_path, command):
-    environment = dict(os.environ, CASE_HOLIDAY_SUBDIVISION="Yorkshire", CRM_NO_MONKEY_PATCH="1",
-                       DATABASE_URL=f"sqlite:///{tmp_path / 'crm.sqlite3'}", PORT="0")
+@pytest.mark.parametrize("name, value, said", [
+    ("CASE_HOLIDAY_SUBDIVISION", "Yorkshire", "expected one of ENG, NIR, SCT, WLS"),  # an area's setting
+    ("SMTP_PORT", "smtp", "expected a whole number"),  # one of config.py's own
+])
+def test_a_misconfigured_start_says_which_variable_in_one_line_without_a_traceback(tmp_path, command, name, value,
+                                                                                   said):
+    environment = dict(os.environ, CRM_NO_MONKEY_PATCH="1", DATABASE_URL=f"sqlite:///{tmp_path / 'crm.sqlite3'}",
+                       PORT="0", **{name: value})
     started = subprocess.run([sys.executable, *command], cwd=ROOT, env=environment, capture_output=True, text=True,
                              timeout=60)
     assert started.returncode == 1
-    assert started.stderr.strip() == "crm: CASE_HOLIDAY_SUBDIVISION='Yorkshire': expected one of ENG, NIR, SCT, WLS"
+    assert started.stderr.strip() == f"crm: {name}={value!r}: {said}"
