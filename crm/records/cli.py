@@ -46,11 +46,11 @@ def subject_access_command(customer_id, out_path, reference, as_email, exclude, 
         with open(tmp, "wb") as out:
             result = write_subject_access(customer_id, out, actor, reference, redaction, progress=_progress)
         db.session.commit()
-    except DomainError as error:
-        db.session.rollback()
+    except (DomainError, OSError) as error:
+        db.session.rollback()  # nothing written, nothing audited as disclosed
         if os.path.exists(tmp):
             os.remove(tmp)
-        fail(error.message)
+        fail(error.message if isinstance(error, DomainError) else f"cannot write {out_path}: {error.strerror}")
     os.replace(tmp, out_path)
     click.echo(json.dumps({"customer_id": result["customer_id"], "file": out_path, "items": result["items"]}))
 

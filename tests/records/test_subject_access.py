@@ -60,6 +60,17 @@ def test_command_exports_every_channel_of_a_merged_history_and_nothing_of_anyone
     assert entry.target_id == str(customer_id) and entry.details["items"] == items
 
 
+def test_command_that_cannot_write_its_file_says_so_and_records_no_disclosure(app, client, agent, agent_headers,
+                                                                              runner, tmp_path):
+    customer_id, _ = build_history(client, agent, agent_headers)
+    out = tmp_path / "no-such-folder" / "sar.zip"
+    result = runner.invoke(args=["crm", "subject-access", str(customer_id), "--out", str(out)])
+    assert result.exit_code == 1
+    assert f"cannot write {out}: No such file or directory" in result.output
+    assert "Traceback" not in result.output
+    assert db.session.scalar(select(AuditLog).where(AuditLog.action == "records.subject_access")) is None
+
+
 def test_api_export_applies_the_officers_redaction_and_records_it(app, client, agent, agent_headers, officer_headers):
     customer_id, _ = build_history(client, agent, agent_headers)
     response = client.post(f"/api/v1/customers/{customer_id}/subject-access", headers=officer_headers,
