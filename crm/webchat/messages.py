@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Optional
 
 from marshmallow import Schema, fields, post_dump
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -184,12 +184,14 @@ def store_messages(requests) -> list[Optional[tuple[dict, Optional[int], bool]]]
 # keep the messages whose chat is in their states and whose staff sender may still write, number
 # them per chat in batch order, bump each chat's last_seq once and insert. A client id stored meanwhile by another process
 # leaves a gap in the seqs (ON CONFLICT), as internal notes do for residents.
-BATCH_STORE = text("""
+# Written for the driver (psycopg's %(name)s), with every list an array: the same SQL text each time, so
+# nothing is compiled per batch and psycopg keeps it prepared.
+BATCH_STORE = """
 WITH input AS (
-    SELECT * FROM unnest(CAST(:n AS integer[]), CAST(:conversation_id AS integer[]), CAST(:author AS text[]),
-                         CAST(:user_id AS integer[]), CAST(:body AS text[]), CAST(:internal AS boolean[]),
-                         CAST(:client_id AS text[]), CAST(:states AS text[]), CAST(:stamp AS text[]),
-                         CAST(:token_id AS integer[]))
+    SELECT * FROM unnest(CAST(%(n)s AS integer[]), CAST(%(conversation_id)s AS integer[]), CAST(%(author)s AS text[]),
+                         CAST(%(user_id)s AS integer[]), CAST(%(body)s AS text[]), CAST(%(internal)s AS boolean[]),
+                         CAST(%(client_id)s AS text[]), CAST(%(states)s AS text[]), CAST(%(stamp)s AS text[]),
+                         CAST(%(token_id)s AS integer[]))
         AS i(n, conversation_id, author, user_id, body, internal, client_id, states, stamp, token_id)
 ), locked AS (
     SELECT id, status, assignee_id, last_seq FROM conversations
@@ -202,26 +204,27 @@ WITH input AS (
       AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = i.conversation_id
                                                 AND m.client_id = i.client_id)
       AND (i.user_id IS NULL OR (
-           u.active AND u.role IN :chat_roles AND u.session_stamp = i.stamp
+           u.active AND u.role = ANY(CAST(%(chat_roles)s AS text[])) AND u.session_stamp = i.stamp
            AND (i.token_id IS NULL OR EXISTS (SELECT 1 FROM api_tokens t
                                               WHERE t.id = i.token_id AND t.revoked_at IS NULL))
-           AND (u.role IN :any_chat_roles OR l.assignee_id = u.id)))
+           AND (u.role = ANY(CAST(%(any_chat_roles)s AS text[])) OR l.assignee_id = u.id)))
 ), bumped AS (
-    UPDATE conversations SET last_seq = conversations.last_seq + counted.k, last_message_at = :now, updated_at = :now
+    UPDATE conversations SET last_seq = conversations.last_seq + counted.k, last_message_at = %(now)s,
+                             updated_at = %(now)s
     FROM (SELECT conversation_id, count(*) AS k FROM accepted GROUP BY conversation_id) AS counted
     WHERE conversations.id = counted.conversation_id
 ), stored AS (
     INSERT INTO messages (conversation_id, seq, author, author_user_id, direction, body, internal, client_id,
                           created_at)
     SELECT conversation_id, seq, author, user_id, CASE WHEN author = 'resident' THEN 'inbound' ELSE 'outbound' END,
-           body, internal, client_id, :now
+           body, internal, client_id, %(now)s
     FROM accepted ORDER BY n
     ON CONFLICT (conversation_id, client_id) DO NOTHING
     RETURNING id, conversation_id, client_id
 )
 SELECT accepted.n, stored.id, accepted.seq, accepted.assignee_id, accepted.author_name
 FROM stored JOIN accepted USING (conversation_id, client_id)
-""").bindparams(bindparam("chat_roles", expanding=True), bindparam("any_chat_roles", expanding=True))
+"""
 
 
 def _store_in_one_statement(requests) -> list:
@@ -244,7 +247,7 @@ def _store_in_one_statement(requests) -> list:
         "chat_roles": list(CHAT_HOLDERS_SQL), "any_chat_roles": list(SUPERVISORS + ADMINS)}
     # Autocommit: no BEGIN/COMMIT round trips; the one statement is atomic on its own.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        rows = connection.execute(BATCH_STORE, params).all()
+        rows = connection.exec_driver_sql(BATCH_STORE, params).all()
     for index, message_id, seq, holder_id, author_name in rows:
         request = firsts[index]
         data = serialise_message(StoredMessage(message_id, seq, request.author, request.body, now, request.client_id,
