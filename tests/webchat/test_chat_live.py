@@ -1,5 +1,6 @@
 """Resident and agent chat through a real server process with real python-socketio clients."""
 import uuid
+from multiprocessing.pool import ThreadPool
 
 import pytest
 import socketio
@@ -204,6 +205,30 @@ def test_three_agents_and_ten_residents_assignment_respects_capacity_fifo(server
     got = c_client.expect("assigned")
     assert got["conversation_id"] == order[6]
     assert residents[6].expect("status", lambda d: d["state"] == "assigned")["agent_name"] == "Agent C"
+
+
+def test_starts_sent_together_are_given_out_first_come_first_served_each_once(server, clients, make_user,
+                                                                                api_token):
+    user, token = agent_with_token(make_user, api_token, capacity=6)
+    agent = clients(server.url, "/agent", auth={"token": token})
+    residents = [clients(server.url, "/webchat") for _ in range(10)]
+    pool = ThreadPool(10)
+    try:  # all at once: the starter stores them in batches and gives each batch out as it commits it
+        starts = pool.map(lambda pair: start_chat(pair[1], name=f"Resident {pair[0]}"), enumerate(residents))
+    finally:
+        pool.close()
+
+    given = [agent.expect("assigned")["conversation_id"] for _ in range(6)]
+    db.session.expire_all()
+    chats = sorted((db.session.get(Conversation, s["conversation_id"]) for s in starts),
+                   key=lambda c: (c.chat.queued_at, c.id))
+    assert sorted(given) == sorted(c.id for c in chats[:6])  # the first six to arrive, each given once
+    assert {c.assignee_id for c in chats[:6]} == {user.id}
+    assert [c.status for c in chats[6:]] == ["queued"] * 4
+    for start, resident in zip(starts, residents):
+        state = "assigned" if start["conversation_id"] in given else "queued"
+        resident.expect("status", lambda d, state=state: d["state"] == state)
+    assert not [e for e in agent.drain() if e[0] == "assigned"]
 
 
 def test_agent_who_disconnects_has_chats_requeued_at_the_head_after_grace(app, server_factory, clients,
