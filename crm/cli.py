@@ -7,12 +7,27 @@ from contextlib import contextmanager
 import click
 from flask import current_app
 from flask.cli import AppGroup
+from sqlalchemy.exc import DataError, IntegrityError
 
 from .errors import DomainError
 from .extensions import db
 from .models.users import ROLES
+from .security import ID_LIMIT
 
-crm = AppGroup("crm", help="Contact-centre CRM commands.")
+
+class CommandGroup(AppGroup):
+    """The crm commands: a value the database refuses ends a command with one line, as it ends a request with a 409."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (DataError, IntegrityError) as error:
+            db.session.rollback()  # nothing of the command's unfinished work is kept
+            raise click.ClickException(f"the database refused a value: {str(error.orig).splitlines()[0]}") from None
+
+
+crm = CommandGroup("crm", help="Contact-centre CRM commands.")
+RECORD_ID = click.IntRange(1, ID_LIMIT)  # a record's id: larger numbers are no row's, and PostgreSQL refuses them
 
 
 def fail(message: str):
@@ -53,7 +68,10 @@ def create_token_command(email, label):
         fail(error.message)
     if not user.active:
         fail(f"User {email} is deactivated")
-    token = create_token(user, label)
+    try:
+        token = create_token(user, label)
+    except DomainError as error:
+        fail(f"{error.message}: {json.dumps(error.fields)}" if error.fields else error.message)
     db.session.commit()
     click.echo(f"token for {user.email} ({user.role}); it is shown once:", err=True)
     click.echo(token)
@@ -109,7 +127,7 @@ def mark_sensitive_command(service_code, off):
 
 
 @crm.command("restrict-customer")
-@click.argument("customer_id", type=int)
+@click.argument("customer_id", type=RECORD_ID)
 @click.option("--off", is_flag=True, help="Lift the restriction.")
 def restrict_customer_command(customer_id, off):
     """Mark a customer's record restricted: only staff who need it may read it (every read audited)."""

@@ -1,6 +1,7 @@
 """The crm command group: users, tokens and demo data, with clear errors."""
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
@@ -35,6 +36,38 @@ def test_cli_errors_are_clear_not_tracebacks(runner):
     twice = runner.invoke(args=["crm", "create-user", "A@b.example", "--role", "agent", "--name", "A",
                                 "--password", "long-enough-pass"])
     assert twice.exit_code == 1 and "already exists" in twice.output
+
+
+
+def test_values_too_long_for_their_columns_are_refused_clearly_and_nothing_is_stored(runner):
+    long_name = runner.invoke(args=["crm", "create-user", "a@b.example", "--role", "agent", "--name", "N" * 201,
+                                    "--password", "long-enough-pass"])
+    assert long_name.exit_code == 1 and "The name is too long" in long_name.output
+    runner.invoke(args=["crm", "create-user", "a@b.example", "--role", "agent", "--name", "A",
+                        "--password", "long-enough-pass"])
+    long_label = runner.invoke(args=["crm", "create-token", "a@b.example", "--label", "L" * 101])
+    assert long_label.exit_code == 1 and "The label is too long" in long_label.output
+    assert db.session.scalar(select(func.count()).select_from(ApiToken)) == 0
+    assert db.session.scalar(select(func.count()).where(User.email == "a@b.example")) == 1
+
+
+def test_a_record_id_no_column_can_hold_is_refused_before_the_database_sees_it(runner):
+    for command in (["restrict-customer"], ["erase-customer", "--reason", "test"], ["subject-access", "--out", "x.zip"]):
+        result = runner.invoke(args=["crm", command[0], "99999999999999999999", *command[1:]])
+        assert result.exit_code == 2 and "is not in the range 1<=x<=2147483647" in result.output, command
+
+
+def test_a_value_the_database_refuses_ends_any_command_in_one_line(runner, database_url):
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite keeps text of any length: there is nothing for it to refuse here")
+    customer = Customer(name="Rita Resident")
+    db.session.add(customer)
+    db.session.commit()
+    result = runner.invoke(args=["crm", "erase-customer", str(customer.id), "--reason", "request",
+                                 "--reference", "R" * 600])
+    assert result.exit_code == 1 and result.output.strip().endswith(
+        "Error: the database refused a value: value too long for type character varying(100)")
+    assert db.session.get(Customer, customer.id).name == "Rita Resident"  # nothing erased
 
 
 def test_revoke_tokens(runner, client):

@@ -38,6 +38,13 @@ def check_password(user: User, password: str) -> bool:
     return True
 
 
+def _fits(column, value: Optional[str], field: str) -> None:
+    """Refuse text longer than its column holds: PostgreSQL would refuse it at the flush, SQLite would keep it."""
+    limit = column.type.length
+    if value is not None and len(value) > limit:
+        raise ValidationFailed(f"The {field} is too long", {field: [f"at most {limit} characters"]})
+
+
 def validate_password(password: str) -> None:
     """Refuse passwords too short to resist guessing."""
     if len(password or "") < MIN_PASSWORD_LENGTH:
@@ -53,6 +60,7 @@ def create_user(email: str, name: str, role: str, password: Optional[str] = None
         raise ValidationFailed("Unknown role", {"role": [f"must be one of {', '.join(ROLES)}"]})
     if not (name or "").strip():
         raise ValidationFailed("A name is required", {"name": ["required"]})
+    _fits(User.__table__.c.name, name.strip(), "name")
     if db.session.scalar(select(User).where(User.email == email)):
         raise Conflict(f"A user with email {email} already exists", {"email": ["already in use"]})
     user = User(email=email, name=name.strip(), role=role, service_id=service_id)
@@ -70,6 +78,7 @@ def update_user(user: User, *, name: str, role: str, service_id, chat_capacity: 
     """Change a staff user's details (and password when given), audited with what changed."""
     if role not in ROLES:
         raise ValidationFailed("Unknown role", {"role": [f"must be one of {', '.join(ROLES)}"]})
+    _fits(User.__table__.c.name, name, "name")
     if new_password:
         validate_password(new_password)
     wanted = {"name": name, "role": role, "chat_capacity": chat_capacity, "active": active}
@@ -117,6 +126,7 @@ def authenticate(email: str, password: str) -> Optional[User]:
 
 def create_token(user: User, label: Optional[str] = None, actor=None) -> str:
     """Issue an API token for the user; returns the secret, which is stored only hashed."""
+    _fits(ApiToken.__table__.c.label, label, "label")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     db.session.add(ApiToken(user_id=user.id, token_hash=_digest(secret), prefix=secret[:12], label=label))
     audit(actor or user, "token.create", "user", user.id, label=label)

@@ -5,7 +5,7 @@ import os
 import click
 
 from ..auth.roles import RECORDS_OFFICERS
-from ..cli import crm, fail
+from ..cli import RECORD_ID, crm, fail
 from ..errors import DomainError
 from ..extensions import db
 from ..models import User
@@ -28,7 +28,7 @@ def _officer(email):
 
 
 @crm.command("subject-access")
-@click.argument("customer_id", type=int)
+@click.argument("customer_id", type=RECORD_ID)
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, writable=True))
 @click.option("--reference", default=None, help="The request's reference (e.g. SAR-2026-014).")
 @click.option("--as", "as_email", default=None, help="Records officer the export is audited to.")
@@ -56,7 +56,7 @@ def subject_access_command(customer_id, out_path, reference, as_email, exclude, 
 
 
 @crm.command("erase-customer")
-@click.argument("customer_id", type=int)
+@click.argument("customer_id", type=RECORD_ID)
 @click.option("--reason", required=True, help="Why (the request and its lawful basis).")
 @click.option("--reference", default=None, help="The request's reference.")
 @click.option("--dry-run", is_flag=True, help="Count what would be erased; change nothing.")
