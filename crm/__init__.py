@@ -67,7 +67,7 @@ def create_app(config=None):
     from .sessions_cookie import KeptSignerSessionInterface
 
     app.session_interface = KeptSignerSessionInterface()  # Flask's cookie sessions, signer kept across socket events
-    from config import DEV_SECRET_KEY, refuse_unreadable_settings
+    from config import DEV_SECRET_KEY, SettingError, refuse_unreadable_settings
 
     refuse_unreadable_settings()  # SMTP_PORT=abc stops the start here, naming the variable
 
@@ -75,7 +75,10 @@ def create_app(config=None):
         raise RuntimeError("SECRET_KEY is the public development key: set SECRET_KEY or let "
                            "instance/secret_key be created (make run does it)")
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("crm").setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    level = app.config.get("LOG_LEVEL", "INFO")
+    if level not in logging.getLevelNamesMapping():
+        raise SettingError(f"LOG_LEVEL={level!r}: expected one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+    logging.getLogger("crm").setLevel(level)
 
     from . import models  # noqa: F401  (every table known before migrate/create_all)
     from .extensions import api, csrf, db, limiter, login_manager, migrate, socketio

@@ -78,6 +78,11 @@ def test_a_setting_that_cannot_work_stops_the_start_naming_the_variable(monkeypa
         create_app(TEST_APP)
 
 
+def test_an_unknown_log_level_stops_the_start():
+    with pytest.raises(ValueError, match="LOG_LEVEL='LOUD': expected one of DEBUG, INFO"):
+        create_app({**TEST_APP, "LOG_LEVEL": "LOUD"})
+
+
 def test_a_variable_not_set_means_the_default():
     settings = {}
     fill_from_environment(settings, {"A_NUMBER_NOBODY_SETS": 3})
