@@ -172,7 +172,7 @@ def init_app(app):
 
 def main():
     """Run `crm COMMAND ...` (the console script) exactly as `flask crm COMMAND ...`; `crm db ...` migrates."""
-    from flask.cli import FlaskGroup
+    from flask.cli import FlaskGroup, ScriptInfo
 
     from config import SettingError
 
@@ -185,5 +185,9 @@ def main():
             sys.exit(f"crm: {error}")  # names the variable, without a traceback
 
     args = sys.argv[1:]
-    group = FlaskGroup(create_app=app_or_exit, set_debug_flag=False)
-    group.main(args=args if args[:1] == ["db"] else ["crm", *args], prog_name="crm")
+    if args[:1] == ["db"]:
+        FlaskGroup(create_app=app_or_exit, set_debug_flag=False).main(args=args, prog_name="crm")
+        return
+    info = ScriptInfo(create_app=app_or_exit, set_debug_flag=False)
+    info.load_app()  # the areas attach their commands to the group as the app is built
+    crm.main(args=args, prog_name="crm", obj=info)  # "Usage: crm ingest-email ...", not "crm crm ..."

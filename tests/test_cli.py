@@ -1,11 +1,17 @@
 """The crm command group: users, tokens and demo data, with clear errors."""
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from crm.extensions import db
 from crm.models import ApiToken, Case, Contact, Customer, Service, User
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_create_user_and_token_then_use_it(runner, client):
@@ -111,3 +117,15 @@ def test_a_bulk_command_collects_garbage_between_batches_only_and_gives_the_coll
         del cycle
         assert collect() >= 1  # the batch's cyclic garbage goes when the command says so
     assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+def test_the_console_script_names_itself_once_and_lists_every_areas_commands(tmp_path):
+    environment = dict(os.environ, CRM_NO_MONKEY_PATCH="1", DATABASE_URL=f"sqlite:///{tmp_path / 'crm.sqlite3'}")
+    script = "import sys; from crm.cli import main; sys.argv = ['crm', *sys.argv[1:]]; main()"
+    listing = subprocess.run([sys.executable, "-c", script, "--help"], cwd=ROOT, env=environment,
+                             capture_output=True, text=True, timeout=60)
+    assert listing.returncode == 0 and listing.stdout.startswith("Usage: crm [OPTIONS] COMMAND")
+    assert {"ingest-email", "sla-sweep", "subject-access", "create-user"} <= set(listing.stdout.split())
+    one = subprocess.run([sys.executable, "-c", script, "create-user", "--help"], cwd=ROOT, env=environment,
+                         capture_output=True, text=True, timeout=60)
+    assert one.returncode == 0 and one.stdout.startswith("Usage: crm create-user [OPTIONS] EMAIL")
