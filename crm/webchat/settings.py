@@ -1,5 +1,7 @@
 """Webchat settings: defaults, overridable by app config or the environment (WEBCHAT_*)."""
-from config import fill_from_environment
+from config import SettingError, fill_from_environment
+
+from ..bank_holidays import PARTS_OF_THE_UK
 
 DEFAULTS = {
     "WEBCHAT_MAX_MESSAGE_CHARS": 2000,
@@ -37,6 +39,9 @@ DEFAULTS = {
 def init_app(app):
     """Fill in webchat settings the app config lacks, from WEBCHAT_* variables or defaults."""
     fill_from_environment(app.config, DEFAULTS)
+    own = app.config["WEBCHAT_HOLIDAY_SUBDIV"]
+    if own and own not in PARTS_OF_THE_UK:
+        raise SettingError(f"WEBCHAT_HOLIDAY_SUBDIV={own!r}: expected one of {', '.join(PARTS_OF_THE_UK)} or nothing")
 
 
 def allowed_origins(app) -> list[str]:
