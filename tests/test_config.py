@@ -71,6 +71,7 @@ def test_settings_given_to_the_app_win_over_the_environment(monkeypatch):
     ("CASE_HOLIDAY_SUBDIVISION", "Yorkshire", "expected one of ENG, NIR, SCT, WLS"),
     ("CASE_TIMEZONE", "Europe/Carlisle", "expected a time zone"),
     ("WEBCHAT_HOLIDAY_SUBDIV", "Cumbria", "expected one of ENG, NIR, SCT, WLS or nothing"),
+    ("WEBCHAT_TIMEZONE", "Cumbria/Carlisle", "WEBCHAT_TIMEZONE='Cumbria/Carlisle': expected a time zone"),
     ("PORTAL_MAX_PHOTO_BYTES", "10MB", "PORTAL_MAX_PHOTO_BYTES='10MB': expected a whole number"),
 ])
 def test_a_setting_that_cannot_work_stops_the_start_naming_the_variable(monkeypatch, name, value, said):

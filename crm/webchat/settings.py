@@ -1,4 +1,6 @@
 """Webchat settings: defaults, overridable by app config or the environment (WEBCHAT_*)."""
+from zoneinfo import ZoneInfo
+
 from config import SettingError, fill_from_environment
 
 from ..bank_holidays import PARTS_OF_THE_UK
@@ -42,6 +44,11 @@ def init_app(app):
     own = app.config["WEBCHAT_HOLIDAY_SUBDIV"]
     if own and own not in PARTS_OF_THE_UK:
         raise SettingError(f"WEBCHAT_HOLIDAY_SUBDIV={own!r}: expected one of {', '.join(PARTS_OF_THE_UK)} or nothing")
+    try:
+        ZoneInfo(app.config["WEBCHAT_TIMEZONE"])
+    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
+        raise SettingError(f"WEBCHAT_TIMEZONE={app.config['WEBCHAT_TIMEZONE']!r}: expected a time zone such as "
+                           "Europe/London") from None
 
 
 def allowed_origins(app) -> list[str]:
