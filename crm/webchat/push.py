@@ -1,7 +1,7 @@
 """What the server pushes: deliveries after commit, the assigner and the queue sweeper.
 
-Assignment runs in passes, one at a time per process: the starter runs one in the transaction that
-stores each batch of starts, and the assigner is woken when an agent may take a chat (connect,
+Assignment runs in passes, one at a time per process: the starter runs one right after each
+batch of starts it stored, and the assigner is woken when an agent may take a chat (connect,
 available, close, transfer) and every WEBCHAT_SWEEP_SECONDS. A pass assigns every chat it can in
 one transaction under the assignment lock, so a burst of arrivals costs a handful of passes, not
 one attempt (and a dozen round trips) per arrival, and handlers never wait for assignment. The
@@ -20,7 +20,6 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
 from typing import Optional
 
 
@@ -211,52 +210,22 @@ def run_assignment() -> list[Conversation]:
     Also tells each chat started here since the last pass where it stands, if still waiting.
     """
     untold = set(_untold)  # committed before this pass reads the queue, so the pass sees them
-    told = _assign_in_transaction(untold)
-    db.session.commit()
-    _untold.difference_update(untold)  # told now, or assigned or ended by someone else meanwhile
-    _let_acks_go_first(told)
-    _tell(told)
-    return told.made
-
-
-@dataclass
-class _Told:
-    """What an assignment made and what to tell about it once committed."""
-
-    made: list
-    news: list  # assigned_news() of the chats given out
-    statuses: list  # where each untold chat still waiting stands
-
-
-def _assign_in_transaction(untold: set[int]) -> _Told:
-    """Assign what can be assigned in the session's transaction (flushed, not committed); build what to tell."""
     result = assignment.assign_waiting(wait=True)
     news = assigned_news(result.made) if result.made else []
     statuses = []
-    if untold & {c.id for c in result.waiting}:
+    waiting_ids = [c.id for c in result.waiting]
+    if untold & set(waiting_ids):
         outlook = assignment.queue_outlook()
         statuses = [status_of(c, position, outlook) for position, c in enumerate(result.waiting, start=1)
                     if c.id in untold]
-    return _Told(result.made, news, statuses)
-
-
-def _tell(told: _Told) -> None:
-    """After the commit: the chats given out to their agents and residents, and waiting residents their place."""
-    tell_assigned(told.news)
-    for status in told.statuses:
+    db.session.commit()
+    _untold.difference_update(untold)  # told now, or assigned or ended by someone else meanwhile
+    tell_assigned(news)
+    for status in statuses:
         socketio.emit("status", status, namespace=RESIDENT_NS, to=conv_room(status["conversation_id"]))
-    if told.made:
+    if result.made:
         mark_queue_changed()
-
-
-def _let_acks_go_first(told: _Told) -> None:
-    """Wait while a chat to be told about is committed by the starter but its handler not yet woken, then let it ack."""
-    ids = {data["conversation_id"] for _, data, _ in told.news} | {s["conversation_id"] for s in told.statuses}
-    if _unacked.isdisjoint(ids):
-        return
-    while not _unacked.isdisjoint(ids):
-        socketio.sleep(0.001)
-    socketio.sleep(0)  # the woken handlers were scheduled first: their acks go out before this news
+    return result.made
 
 
 # ---- the sweeper -------------------------------------------------------------------------------
@@ -285,9 +254,6 @@ _starting: list = []  # the size of the batch being stored, while one is
 _handed_over = 0  # starts handed to the starter so far
 _settled = 0  # of those, how many it has stored (or refused) and answered
 _assigning: list = []  # non-empty while an assignment pass runs
-# Chats of the batch being stored, from just before its commit until its handlers are woken: a pass
-# that sees them committed waits before telling about them, so no news overtakes an ack.
-_unacked: set[int] = set()
 _one_pass = threading.Lock()  # green under the server's monkey patching
 START_BATCH = 500
 
@@ -317,55 +283,40 @@ def _start_forever(app) -> None:
         while _starts:
             batch = [_starts.popleft() for _ in range(min(len(_starts), START_BATCH))]
             _starting.append(len(batch))
-            told = None
+            stored = []
             with app.app_context():
                 try:
-                    told = _start_batch(batch)
+                    stored = _start_batch(batch)
                 finally:
                     db.session.remove()
                     _starting.clear()
                     _settled += len(batch)
                     for item in batch:
                         item[1].set()
-                    _unacked.clear()
-            if told is not None:
-                # The woken handlers run first: each ack goes out before the news of its chat.
-                socketio.sleep(0)
-                _tell(told)
+            if stored:
+                # Assigned at once, after waking the handlers (each ack goes out before the news of its chat):
+                # a stream of arrivals is given out as it comes, a few at a time, not in clumps.
+                _untold.update(stored)
+                mark_queue_changed()
+                _assign_pass(app)
 
 
-def _start_batch(batch) -> Optional[_Told]:
-    """Store a batch of starts and assign them in one transaction; return what to tell once their handlers ack.
+def _start_batch(batch) -> list[int]:
+    """Store a batch of starts in one transaction (if it fails, each on its own); return the chats stored.
 
-    A stream of arrivals is given out as it comes, a batch at a time, in the transaction that stores
-    it: no second transaction re-reads the batch, and the agents hear of each chat as soon as its
-    resident has the ack. If the batch fails, each start is stored on its own and the assigner
-    gives them out. Each resident's socket joins its chat's room before the commit, so nothing said
-    about the chat after it (a `status`, an agent's first words) can miss them.
+    Each resident's socket joins its chat's room before the commit, so nothing said about the
+    chat after it (the assigner's `status`, an agent's first words) can miss them.
     """
     joined = []
     try:
         if not hours.is_open():
             db.session.rollback()
-            return None  # outcome None: the handlers take the closed path themselves
+            return []  # outcome None: the handlers take the closed path themselves
         outcomes = chats.start_chats([item[0] for item in batch])
         for item, outcome in zip(batch, outcomes):
             if isinstance(outcome, dict):
                 joined.append(_join(item[0].sid, outcome["conversation_id"]))
-        started = {outcome["conversation_id"] for outcome in outcomes if isinstance(outcome, dict)}
-        told = None
-        if started:
-            untold = set(_untold) | started
-            with _one_pass:  # passes take turns: this one and the assigner's
-                _assigning.append(True)
-                try:
-                    told = _assign_in_transaction(untold)
-                    _unacked.update(started)
-                    db.session.commit()
-                finally:
-                    _assigning.clear()
-            _untold.difference_update(untold)
-            mark_queue_changed()
+        db.session.commit()
     except Exception:  # noqa: BLE001 - one bad start must not refuse the others: retried one by one
         db.session.rollback()
         _leave(joined)
@@ -384,15 +335,9 @@ def _start_batch(batch) -> Optional[_Told]:
                 _leave(joined)
                 outcome = error
             outcomes.append(outcome)
-        told = None
-        stored = [outcome["conversation_id"] for outcome in outcomes if isinstance(outcome, dict)]
-        if stored:  # the assigner gives them out, after their acks
-            _untold.update(stored)
-            mark_queue_changed()
-            request_assignment()
     for item, outcome in zip(batch, outcomes):
         item[2] = outcome
-    return told
+    return [outcome["conversation_id"] for outcome in outcomes if isinstance(outcome, dict)]
 
 
 def _join(sid, conversation_id: int):
