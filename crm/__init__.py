@@ -120,6 +120,7 @@ def create_app(config=None):
     api.init_app(app)
     for area in areas(app.config.get("CHANNELS")):
         area.register(app, api)
+    security.check_rate_limit_settings(app.config)  # once every area has filled in its own
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.spec.options["security"] = [{"bearer": []}]
 

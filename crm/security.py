@@ -157,6 +157,27 @@ def check_api_input():
     return None
 
 
+# Settings in Flask-Limiter's syntax ("10 per minute;100 per hour"), from config.py and the areas' defaults.
+RATE_LIMIT_SETTINGS = ("PORTAL_SUBMIT_LIMIT", "PORTAL_STEP_LIMIT", "PORTAL_SIGN_IN_LIMIT", "PORTAL_LINK_LIMIT",
+                       "PORTAL_TRACK_LIMIT", "PORTAL_TRACK_REFERENCE_LIMIT", "OPEN311_POST_LIMIT",
+                       "RESIDENT_MAIL_PER_RECIPIENT", "RESIDENT_MAIL_PER_REQUESTER")
+
+
+def check_rate_limit_settings(config) -> None:
+    """Refuse to start on a rate limit that does not parse, naming it, rather than fail the first limited request."""
+    from limits import parse_many
+
+    from config import SettingError
+
+    for name in RATE_LIMIT_SETTINGS:
+        value = config.get(name)
+        try:
+            if value is not None and not parse_many(value):
+                raise ValueError
+        except ValueError:
+            raise SettingError(f"{name}={value!r}: expected rate limits such as '10 per minute;100 per hour'") from None
+
+
 def init_app(app):
     """Install the URL converter, the API input guard and the response headers (before blueprints register)."""
     app.url_map.converters["int"] = BoundedIntegerConverter

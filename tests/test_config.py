@@ -72,12 +72,19 @@ def test_settings_given_to_the_app_win_over_the_environment(monkeypatch):
     ("CASE_TIMEZONE", "Europe/Carlisle", "expected a time zone"),
     ("WEBCHAT_HOLIDAY_SUBDIV", "Cumbria", "expected one of ENG, NIR, SCT, WLS or nothing"),
     ("WEBCHAT_TIMEZONE", "Cumbria/Carlisle", "WEBCHAT_TIMEZONE='Cumbria/Carlisle': expected a time zone"),
+    ("PORTAL_TRACK_LIMIT", "lots", "PORTAL_TRACK_LIMIT='lots': expected rate limits such as"),  # an area's
+    ("OPEN311_POST_LIMIT", "120/fortnight", "OPEN311_POST_LIMIT='120/fortnight': expected rate limits"),
     ("PORTAL_MAX_PHOTO_BYTES", "10MB", "PORTAL_MAX_PHOTO_BYTES='10MB': expected a whole number"),
 ])
 def test_a_setting_that_cannot_work_stops_the_start_naming_the_variable(monkeypatch, name, value, said):
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=said):
         create_app(TEST_APP)
+
+
+def test_a_rate_limit_of_config_py_that_does_not_parse_stops_the_start():
+    with pytest.raises(ValueError, match="RESIDENT_MAIL_PER_RECIPIENT='often': expected rate limits"):
+        create_app({**TEST_APP, "RESIDENT_MAIL_PER_RECIPIENT": "often"})
 
 
 def test_an_unknown_log_level_stops_the_start():
