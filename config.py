@@ -1,6 +1,7 @@
 """Configuration from the environment; a .env file is read when present."""
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dotenv import load_dotenv
 
@@ -8,11 +9,16 @@ BASE_DIR = Path(__file__).resolve().parent
 load_dotenv(BASE_DIR / ".env")
 
 
+YES_WORDS = frozenset({"1", "true", "yes", "on"})
+NO_WORDS = frozenset({"0", "false", "no", "off"})
+
+
 def _bool(name, default=False):
+    """Read an old-style switch: any word but a yes word means no."""
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in {"1", "true", "yes", "on"}
+    return value.strip().lower() in YES_WORDS
 
 
 class SettingError(ValueError):
@@ -24,9 +30,9 @@ def _typed(name: str, raw: str, default):
     kind = type(default)
     try:
         if kind is bool:
-            if raw.strip().lower() not in {"1", "true", "yes", "on", "0", "false", "no", "off"}:
+            if raw.strip().lower() not in YES_WORDS | NO_WORDS:
                 raise ValueError
-            return raw.strip().lower() in {"1", "true", "yes", "on"}
+            return raw.strip().lower() in YES_WORDS
         return kind(raw.strip()) if kind in (int, float) else raw
     except ValueError:
         words = {bool: "yes or no", int: "a whole number", float: "a number"}
@@ -34,6 +40,14 @@ def _typed(name: str, raw: str, default):
 
 
 _unreadable: list = []  # this module's settings whose environment value could not be read: create_app refuses to start
+
+
+def check_time_zone(name: str, value) -> None:
+    """Refuse a setting that names no time zone, naming the variable."""
+    try:
+        ZoneInfo(value)
+    except (ValueError, KeyError, TypeError):  # ZoneInfoNotFoundError is a KeyError
+        raise SettingError(f"{name}={value!r}: expected a time zone such as Europe/London") from None
 
 
 def environment_value(name: str, default):

@@ -4,7 +4,17 @@ from functools import lru_cache
 
 import holidays
 
+from config import SettingError
+
 PARTS_OF_THE_UK = ("ENG", "NIR", "SCT", "WLS")  # the `holidays` package's subdivisions of GB
+
+
+def check_part_of_the_uk(name: str, value, may_be_empty: bool = False) -> None:
+    """Refuse a setting that names no part of the UK (empty allowed where it means "the default")."""
+    if value in PARTS_OF_THE_UK or (may_be_empty and not value):
+        return
+    raise SettingError(f"{name}={value!r}: expected one of {', '.join(PARTS_OF_THE_UK)}"
+                       + (" or nothing" if may_be_empty else ""))
 
 
 @lru_cache(maxsize=32)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from config import DEV_SECRET_KEY, fill_from_environment, instance_secret_key
+from config import DEV_SECRET_KEY, _bool, check_time_zone, fill_from_environment, instance_secret_key
 from crm import create_app
 from crm.cases.sla import WorkingCalendar
 from crm.webchat import hours
@@ -109,6 +109,27 @@ def test_values_are_read_as_their_defaults_types(monkeypatch):
     monkeypatch.setenv("SOME_SWITCH", "perhaps")
     with pytest.raises(ValueError, match="SOME_SWITCH='perhaps': expected yes or no"):
         fill_from_environment({}, {"SOME_SWITCH": True})
+
+
+def test_old_switches_and_typed_settings_hear_the_same_yes_words(monkeypatch):
+    for word in ("1", "true", "Yes", " on "):
+        monkeypatch.setenv("SOME_SWITCH", word)
+        settings = {}
+        fill_from_environment(settings, {"SOME_SWITCH": False})
+        assert _bool("SOME_SWITCH") is True and settings == {"SOME_SWITCH": True}
+    monkeypatch.setenv("SOME_SWITCH", "perhaps")
+    assert _bool("SOME_SWITCH", default=True) is False  # an old switch: anything else means no
+
+
+@pytest.mark.parametrize("value", ["Europe/London", "UTC", "Europe/Belfast"])
+def test_a_time_zone_setting_is_taken_when_it_names_one(value):
+    check_time_zone("ANY_TIMEZONE", value)
+
+
+@pytest.mark.parametrize("value", ["Europe/Carlisle", "", None, "../etc/passwd"])
+def test_a_time_zone_setting_that_names_none_is_refused_naming_the_variable(value):
+    with pytest.raises(ValueError, match=f"ANY_TIMEZONE={value!r}: expected a time zone"):
+        check_time_zone("ANY_TIMEZONE", value)
 
 
 def test_one_part_of_the_uk_sets_the_bank_holidays_of_case_slas_and_webchat_hours(monkeypatch):

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app
 
-from config import SettingError, fill_from_environment
+from config import SettingError, check_time_zone, fill_from_environment
 
 from .. import bank_holidays
 
@@ -34,13 +34,8 @@ def init_app(app) -> None:
     """Take the SLA settings the app config lacks from the environment, and refuse a calendar that cannot work."""
     fill_from_environment(app.config, DEFAULTS)
     config = app.config
-    if config["CASE_HOLIDAY_SUBDIVISION"] not in bank_holidays.PARTS_OF_THE_UK:
-        raise SettingError(f"CASE_HOLIDAY_SUBDIVISION={config['CASE_HOLIDAY_SUBDIVISION']!r}: expected one of "
-                         + ", ".join(bank_holidays.PARTS_OF_THE_UK))
-    try:
-        ZoneInfo(config["CASE_TIMEZONE"])
-    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-        raise SettingError(f"CASE_TIMEZONE={config['CASE_TIMEZONE']!r}: expected a time zone such as Europe/London") from None
+    bank_holidays.check_part_of_the_uk("CASE_HOLIDAY_SUBDIVISION", config["CASE_HOLIDAY_SUBDIVISION"])
+    check_time_zone("CASE_TIMEZONE", config["CASE_TIMEZONE"])
     if not 0 <= int(config["CASE_WORKDAY_START"]) < int(config["CASE_WORKDAY_END"]) <= 24:
         raise SettingError(f"CASE_WORKDAY_START={config['CASE_WORKDAY_START']} and CASE_WORKDAY_END="
                          f"{config['CASE_WORKDAY_END']}: the working day must start before it ends, within 0-24")

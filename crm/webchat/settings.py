@@ -1,9 +1,7 @@
 """Webchat settings: defaults, overridable by app config or the environment (WEBCHAT_*)."""
-from zoneinfo import ZoneInfo
+from config import check_time_zone, fill_from_environment
 
-from config import SettingError, fill_from_environment
-
-from ..bank_holidays import PARTS_OF_THE_UK
+from ..bank_holidays import check_part_of_the_uk
 
 DEFAULTS = {
     "WEBCHAT_MAX_MESSAGE_CHARS": 2000,
@@ -41,14 +39,8 @@ DEFAULTS = {
 def init_app(app):
     """Fill in webchat settings the app config lacks, from WEBCHAT_* variables or defaults."""
     fill_from_environment(app.config, DEFAULTS)
-    own = app.config["WEBCHAT_HOLIDAY_SUBDIV"]
-    if own and own not in PARTS_OF_THE_UK:
-        raise SettingError(f"WEBCHAT_HOLIDAY_SUBDIV={own!r}: expected one of {', '.join(PARTS_OF_THE_UK)} or nothing")
-    try:
-        ZoneInfo(app.config["WEBCHAT_TIMEZONE"])
-    except (ValueError, KeyError):  # ZoneInfoNotFoundError is a KeyError
-        raise SettingError(f"WEBCHAT_TIMEZONE={app.config['WEBCHAT_TIMEZONE']!r}: expected a time zone such as "
-                           "Europe/London") from None
+    check_part_of_the_uk("WEBCHAT_HOLIDAY_SUBDIV", app.config["WEBCHAT_HOLIDAY_SUBDIV"], may_be_empty=True)
+    check_time_zone("WEBCHAT_TIMEZONE", app.config["WEBCHAT_TIMEZONE"])
 
 
 def allowed_origins(app) -> list[str]:
