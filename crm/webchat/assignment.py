@@ -136,15 +136,24 @@ def agent_loads(user_ids=None) -> dict[int, tuple[int, Optional[datetime]]]:
     return {uid: (count, last) for uid, count, last in db.session.execute(query)}
 
 
+def available_agents_with_loads() -> list[tuple[User, int, Optional[datetime]]]:
+    """Return (agent, chats held, last assignment time) for agents available, connected and active, in one query."""
+    held = (select(Conversation.assignee_id.label("user_id"), func.count().label("load"),
+                   func.max(ChatSession.assigned_at).label("last"))
+            .join(ChatSession).where(Conversation.channel == CHANNEL, Conversation.status.in_(HELD_STATES),
+                                     Conversation.assignee_id.is_not(None))
+            .group_by(Conversation.assignee_id).subquery())
+    rows = db.session.execute(
+        select(User, held.c.load, held.c.last).join(AgentPresence, AgentPresence.user_id == User.id)
+        .outerjoin(held, held.c.user_id == User.id)
+        .where(AgentPresence.status == "available", User.active.is_(True),
+               User.role.in_(CHAT_HOLDERS_SQL), User.id.in_(select(AgentSocket.user_id))))
+    return [(agent, load or 0, last) for agent, load, last in rows]
+
+
 def available_agents() -> list[tuple[User, int, int]]:
     """Return (agent, load, capacity) for agents available, connected and active."""
-    connected = select(AgentSocket.user_id)
-    agents = db.session.scalars(
-        select(User).join(AgentPresence, AgentPresence.user_id == User.id)
-        .where(AgentPresence.status == "available", User.active.is_(True),
-               User.role.in_(CHAT_HOLDERS_SQL), User.id.in_(connected))).all()
-    loads = agent_loads([a.id for a in agents])
-    return [(a, loads.get(a.id, (0, None))[0], a.chat_capacity or 0) for a in agents]
+    return [(agent, load, agent.chat_capacity or 0) for agent, load, _ in available_agents_with_loads()]
 
 
 def lock_assignment(wait: bool = True) -> bool:
@@ -240,11 +249,11 @@ def assign_waiting(wait: bool = True) -> Optional[AssignmentPass]:
     result = AssignmentPass(waiting=waiting)
     if not waiting:
         return result
-    agents = result.agents = {a.id: a for a, _, _ in available_agents()}
-    if not agents:
+    available = available_agents_with_loads()
+    if not available:
         return result
-    loads = agent_loads(agents)
-    state = {uid: [loads.get(uid, (0, None))[0], loads.get(uid, (0, None))[1]] for uid in agents}
+    agents = result.agents = {agent.id: agent for agent, _, _ in available}
+    state = {agent.id: [load, last] for agent, load, last in available}  # updated as the pass assigns
     skills = staff_skills()
     skilled_topics = set().union(*skills.values()) if skills else set()
     now = utcnow()
