@@ -92,7 +92,8 @@ def serve():
     host = os.environ.get("HOST", "127.0.0.1")
     port = environment_value("PORT", 5000)
     try:
-        listener = eventlet.listen((host, port), backlog=1024)
+        # No SO_REUSEPORT (eventlet's default): a second server on a port in use must fail, not share it silently.
+        listener = eventlet.listen((host, port), backlog=1024, reuse_port=False)
     except OSError as error:
         sys.exit(f"crm: cannot listen on {host}:{port}: {error.strerror}")
     # eventlet leaves Nagle on: a status frame then an ack would wait ~40 ms for a delayed ACK.
