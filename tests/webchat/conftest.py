@@ -53,7 +53,8 @@ class Client:
         return got
 
     def close(self):
-        self.sio.disconnect()
+        # shutdown, not disconnect: a client whose server died would otherwise retry for the rest of the run.
+        self.sio.shutdown()
 
 
 @pytest.fixture
