@@ -125,12 +125,18 @@ def expire_dead_sockets(now: datetime) -> None:
         remove_agent_socket(row.sid, last_seen=row.seen_at)
 
 
+def _held_by_agent():
+    """Return the query of (user_id, load, last): the open chats each agent holds, and when they last got one."""
+    return (select(Conversation.assignee_id.label("user_id"), func.count().label("load"),
+                   func.max(ChatSession.assigned_at).label("last"))
+            .join(ChatSession).where(Conversation.channel == CHANNEL, Conversation.status.in_(HELD_STATES),
+                                     Conversation.assignee_id.is_not(None))
+            .group_by(Conversation.assignee_id))
+
+
 def agent_loads(user_ids=None) -> dict[int, tuple[int, Optional[datetime]]]:
     """Return {user_id: (chats held, last assignment time)}."""
-    query = (select(Conversation.assignee_id, func.count(), func.max(ChatSession.assigned_at))
-             .join(ChatSession).where(Conversation.channel == CHANNEL, Conversation.status.in_(HELD_STATES),
-                                      Conversation.assignee_id.is_not(None))
-             .group_by(Conversation.assignee_id))
+    query = _held_by_agent()
     if user_ids is not None:
         query = query.where(Conversation.assignee_id.in_(list(user_ids)))
     return {uid: (count, last) for uid, count, last in db.session.execute(query)}
@@ -138,11 +144,7 @@ def agent_loads(user_ids=None) -> dict[int, tuple[int, Optional[datetime]]]:
 
 def available_agents_with_loads() -> list[tuple[User, int, Optional[datetime]]]:
     """Return (agent, chats held, last assignment time) for agents available, connected and active, in one query."""
-    held = (select(Conversation.assignee_id.label("user_id"), func.count().label("load"),
-                   func.max(ChatSession.assigned_at).label("last"))
-            .join(ChatSession).where(Conversation.channel == CHANNEL, Conversation.status.in_(HELD_STATES),
-                                     Conversation.assignee_id.is_not(None))
-            .group_by(Conversation.assignee_id).subquery())
+    held = _held_by_agent().subquery()
     rows = db.session.execute(
         select(User, held.c.load, held.c.last).join(AgentPresence, AgentPresence.user_id == User.id)
         .outerjoin(held, held.c.user_id == User.id)
